@@ -1,0 +1,23 @@
+//! Sign-in: passwords, CAPTCHA, rate limits, sessions and CSRF, OIDC.
+
+pub mod captcha;
+pub mod limiter;
+pub mod oidc;
+pub mod password;
+pub mod signin;
+pub mod session;
+pub mod tokens;
+pub mod validate;
+
+/// The built-in permission names that guard endpoints and socket messages.
+pub mod perm {
+    pub const ADMIN_USERS: &str = "admin.users";
+    pub const ADMIN_ROLES: &str = "admin.roles";
+    pub const ADMIN_LOGS: &str = "admin.logs";
+    pub const ADMIN_MESSAGES: &str = "admin.messages";
+    pub const SESSIONS_VIEW: &str = "sessions.view";
+    pub const SESSIONS_KICK: &str = "sessions.kick";
+    pub const SESSIONS_MOVE: &str = "sessions.move";
+    pub const BANS_MANAGE: &str = "bans.manage";
+    pub const ROOMS_CREATE: &str = "rooms.create";
+}

@@ -1,0 +1,211 @@
+//! OpenID Connect sign-in (Google by default, any issuer by configuration):
+//! authorization code with PKCE, state and nonce; the ID token's signature,
+//! issuer, audience, expiry and nonce are checked here, on the server.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType};
+use openidconnect::{
+    reqwest, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+};
+use tokio::sync::OnceCell;
+use url::Url;
+
+use super::tokens::constant_time_eq;
+use crate::config::OidcConfig;
+
+/// How long a person has to finish signing in at the provider.
+const PENDING_TTL: Duration = Duration::from_secs(600);
+/// Bounds memory under a flood of sign-in starts.
+const MAX_PENDING: usize = 10_000;
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+type DiscoveredClient =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("provider discovery failed: {0}")]
+    Discovery(String),
+    #[error("the sign-in expired or was started in another browser")]
+    UnknownState,
+    #[error("the provider refused the sign-in: {0}")]
+    Provider(String),
+    #[error("the code exchange failed: {0}")]
+    Exchange(String),
+    #[error("the ID token is invalid: {0}")]
+    InvalidToken(String),
+    #[error("the provider did not send an email address")]
+    NoEmail,
+    #[error("the provider has not verified this email address")]
+    EmailUnverified,
+}
+
+impl OidcError {
+    /// What the sign-in page is told (`/login?error=...`).
+    pub fn page_code(&self) -> &'static str {
+        match self {
+            Self::EmailUnverified | Self::NoEmail => "email_unverified",
+            Self::UnknownState => "oidc_expired",
+            Self::Discovery(_) | Self::Provider(_) | Self::Exchange(_) | Self::InvalidToken(_) => "oidc_failed",
+        }
+    }
+}
+
+/// Who the provider says signed in.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
+    pub email: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    verifier: PkceCodeVerifier,
+    nonce: Nonce,
+    expires: Instant,
+}
+
+pub struct OidcProvider {
+    config: OidcConfig,
+    redirect: RedirectUrl,
+    http: reqwest::Client,
+    /// Discovered on first use; a failed discovery is retried next time.
+    client: OnceCell<DiscoveredClient>,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+impl OidcProvider {
+    pub fn new(config: OidcConfig, public_base: &Url) -> Result<Self, OidcError> {
+        let redirect = public_base
+            .join("auth/oidc/callback")
+            .map_err(|e| OidcError::Discovery(e.to_string()))
+            .map(RedirectUrl::from_url)?;
+        let http = reqwest::Client::builder()
+            // Following redirects would open the server to SSRF.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .map_err(|e| OidcError::Discovery(e.to_string()))?;
+        Ok(Self {
+            config,
+            redirect,
+            http,
+            client: OnceCell::new(),
+            pending: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    async fn client(&self) -> Result<&DiscoveredClient, OidcError> {
+        self.client
+            .get_or_try_init(|| async {
+                let issuer = IssuerUrl::from_url(self.config.issuer.clone());
+                let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+                    .await
+                    .map_err(|e| OidcError::Discovery(error_chain(&e)))?;
+                Ok(CoreClient::from_provider_metadata(
+                    metadata,
+                    ClientId::new(self.config.client_id.clone()),
+                    Some(ClientSecret::new(self.config.client_secret.expose().to_owned())),
+                )
+                .set_redirect_uri(self.redirect.clone()))
+            })
+            .await
+    }
+
+    /// Starts a sign-in: the provider URL to send the browser to, and the
+    /// state that the browser must bring back (kept in a cookie).
+    pub async fn begin(&self) -> Result<(Url, String), OidcError> {
+        let client = self.client().await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state, nonce) = client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("email".into()))
+            .add_scope(Scope::new("profile".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        let now = Instant::now();
+        let mut pending = self.lock();
+        pending.retain(|_, p| p.expires > now);
+        if pending.len() >= MAX_PENDING {
+            return Err(OidcError::Provider("too many sign-ins in progress".into()));
+        }
+        pending.insert(
+            state.secret().clone(),
+            Pending {
+                verifier,
+                nonce,
+                expires: now + PENDING_TTL,
+            },
+        );
+        Ok((url, state.secret().clone()))
+    }
+
+    /// Completes a sign-in from the provider's redirect. `cookie_state` is
+    /// the state this browser was given by [`begin`](Self::begin).
+    pub async fn finish(&self, state: &str, cookie_state: &str, code: &str) -> Result<Identity, OidcError> {
+        if cookie_state.is_empty() || !constant_time_eq(state, cookie_state) {
+            return Err(OidcError::UnknownState);
+        }
+        let pending = self
+            .lock()
+            .remove(state)
+            .filter(|p| p.expires > Instant::now())
+            .ok_or(OidcError::UnknownState)?;
+        let client = self.client().await?;
+        let token = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| OidcError::Exchange(e.to_string()))?
+            .set_pkce_verifier(pending.verifier)
+            .request_async(&self.http)
+            .await
+            .map_err(|e| OidcError::Exchange(error_chain(&e)))?;
+        let id_token = openidconnect::TokenResponse::id_token(&token)
+            .ok_or_else(|| OidcError::InvalidToken("the provider sent no ID token".into()))?;
+        let claims = id_token
+            .claims(&client.id_token_verifier(), &pending.nonce)
+            .map_err(|e| OidcError::InvalidToken(error_chain(&e)))?;
+        let email = claims.email().ok_or(OidcError::NoEmail)?;
+        if claims.email_verified() != Some(true) {
+            return Err(OidcError::EmailUnverified);
+        }
+        Ok(Identity {
+            issuer: claims.issuer().to_string(),
+            subject: claims.subject().to_string(),
+            email: email.to_string(),
+            name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.to_string()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// An error and its causes on one line, for the log.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,323 @@
+//! The `users` table: accounts (registered, OIDC and guest) and their lookups.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{now_ms, roles, to_time, DbError};
+use crate::ids::UserId;
+
+/// A user as the API shows it (the contract's `User`).
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub is_admin: bool,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub guest: bool,
+    pub totp_enabled: bool,
+    pub created_at: DateTime<Utc>,
+    /// True after a first OIDC sign-in, until a username is chosen.
+    pub needs_username: bool,
+}
+
+impl User {
+    pub fn can(&self, permission: &str) -> bool {
+        self.is_admin || self.permissions.iter().any(|p| p == permission)
+    }
+}
+
+/// What a password login needs to know, and nothing the API shows.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub id: UserId,
+    pub username: String,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub totp_secret: Option<String>,
+    pub is_guest: bool,
+}
+
+/// A new registered (non-guest) account.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub password_hash: Option<String>,
+    pub oidc: Option<(String, String)>,
+    pub needs_username: bool,
+}
+
+const USER_COLUMNS: &str =
+    "id, username, display_name, email, is_guest, totp_secret IS NOT NULL, created_at, needs_username";
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        display_name: row.get(2)?,
+        email: row.get(3)?,
+        guest: row.get(4)?,
+        totp_enabled: row.get(5)?,
+        created_at: to_time(row.get(6)?),
+        needs_username: row.get(7)?,
+        is_admin: false,
+        roles: Vec::new(),
+        permissions: Vec::new(),
+    })
+}
+
+fn with_grants(conn: &Connection, mut user: User) -> Result<User, DbError> {
+    let grants = roles::grants_of(conn, user.id)?;
+    user.is_admin = grants.is_admin;
+    user.roles = grants.roles;
+    user.permissions = grants.permissions;
+    Ok(user)
+}
+
+pub fn get(conn: &Connection, id: UserId) -> Result<User, DbError> {
+    let user = conn
+        .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_from_row)
+        .optional()?
+        .ok_or(DbError::NotFound)?;
+    with_grants(conn, user)
+}
+
+/// Finds an account by username (any case) or email.
+pub fn find_credentials(conn: &Connection, login: &str) -> Result<Option<Credentials>, DbError> {
+    let email = crate::config::normalise_email(login);
+    Ok(conn
+        .query_row(
+            "SELECT id, username, email, password_hash, totp_secret, is_guest FROM users
+             WHERE username = ?1 OR email = ?2 ORDER BY username = ?1 DESC LIMIT 1",
+            params![login.trim(), email],
+            |row| {
+                Ok(Credentials {
+                    id: row.get(0)?,
+                    username: row.get(1)?,
+                    email: row.get(2)?,
+                    password_hash: row.get(3)?,
+                    totp_secret: row.get(4)?,
+                    is_guest: row.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub fn find_by_oidc(conn: &Connection, issuer: &str, subject: &str) -> Result<Option<UserId>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM users WHERE oidc_issuer = ?1 AND oidc_subject = ?2",
+            params![issuer, subject],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub fn find_by_email(conn: &Connection, email: &str) -> Result<Option<UserId>, DbError> {
+    Ok(conn
+        .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| r.get(0))
+        .optional()?)
+}
+
+/// Links an OIDC identity to the account with the same email. The provider
+/// has proved who owns the address; if the account had not, its password was
+/// set by someone unproven, so it is dropped along with that account's
+/// sessions (no pre-registered account can be taken over this way).
+pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> Result<(), DbError> {
+    let was_verified: bool = conn.query_row("SELECT email_verified FROM users WHERE id = ?1", [id], |r| r.get(0))?;
+    if !was_verified {
+        conn.execute("UPDATE users SET password_hash = NULL WHERE id = ?1", [id])?;
+        super::sessions::delete_for_user(conn, id)?;
+    }
+    conn.execute(
+        "UPDATE users SET oidc_issuer = ?2, oidc_subject = ?3, email_verified = 1 WHERE id = ?1",
+        params![id, issuer, subject],
+    )?;
+    Ok(())
+}
+
+pub fn count_registered(conn: &Connection) -> Result<i64, DbError> {
+    Ok(conn.query_row("SELECT count(*) FROM users WHERE is_guest = 0", [], |r| r.get(0))?)
+}
+
+pub fn username_taken(conn: &Connection, username: &str) -> Result<bool, DbError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM users WHERE username = ?1", [username], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Creates a registered account with the `user` role, unless `max_users`
+/// accounts exist already or the username or email is taken. Call inside an
+/// IMMEDIATE transaction so the limit check cannot race.
+pub fn create_account(conn: &Connection, account: &NewAccount, max_users: u32) -> Result<UserId, DbError> {
+    if count_registered(conn)? >= i64::from(max_users) {
+        return Err(DbError::UserLimit);
+    }
+    if username_taken(conn, &account.username)? {
+        return Err(DbError::Conflict("that username is taken".into()));
+    }
+    if find_by_email(conn, &account.email)?.is_some() {
+        return Err(DbError::Conflict("that email is already registered".into()));
+    }
+    let (issuer, subject) = account.oidc.clone().unzip();
+    conn.execute(
+        "INSERT INTO users (username, display_name, email, email_verified, password_hash,
+                            oidc_issuer, oidc_subject, needs_username, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            account.username,
+            account.display_name,
+            account.email,
+            account.email_verified,
+            account.password_hash,
+            issuer,
+            subject,
+            account.needs_username,
+            now_ms()
+        ],
+    )
+    .map_err(|e| DbError::conflict_on_unique(e, "that username or email is taken"))?;
+    let id = UserId(conn.last_insert_rowid());
+    roles::add_role(conn, id, roles::USER)?;
+    Ok(id)
+}
+
+/// Creates a guest account with the `guest` role.
+pub fn create_guest(conn: &Connection, username: &str, display_name: &str) -> Result<UserId, DbError> {
+    conn.execute(
+        "INSERT INTO users (username, display_name, is_guest, created_at) VALUES (?1, ?2, 1, ?3)",
+        params![username, display_name, now_ms()],
+    )
+    .map_err(|e| DbError::conflict_on_unique(e, "that guest name is taken"))?;
+    let id = UserId(conn.last_insert_rowid());
+    roles::add_role(conn, id, roles::GUEST)?;
+    Ok(id)
+}
+
+pub fn set_username(conn: &Connection, id: UserId, username: &str) -> Result<(), DbError> {
+    let changed = conn
+        .execute(
+            "UPDATE users SET username = ?2, needs_username = 0 WHERE id = ?1",
+            params![id, username],
+        )
+        .map_err(|e| DbError::conflict_on_unique(e, "that username is taken"))?;
+    if changed == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn set_password_hash(conn: &Connection, id: UserId, hash: &str) -> Result<(), DbError> {
+    conn.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?;
+    Ok(())
+}
+
+pub fn record_login(conn: &Connection, id: UserId) -> Result<(), DbError> {
+    conn.execute("UPDATE users SET last_login_at = ?2 WHERE id = ?1", params![id, now_ms()])?;
+    Ok(())
+}
+
+pub fn delete(conn: &Connection, id: UserId) -> Result<(), DbError> {
+    match conn.execute("DELETE FROM users WHERE id = ?1", [id])? {
+        0 => Err(DbError::NotFound),
+        _ => Ok(()),
+    }
+}
+
+/// A page of users whose username, display name or email contains `q`.
+pub fn search(conn: &Connection, q: &str, page: u32, per_page: u32) -> Result<(Vec<User>, i64), DbError> {
+    let pattern = super::filter::contains_pattern(q.trim());
+    let matches = "username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\'";
+    let total: i64 = conn.query_row(&format!("SELECT count(*) FROM users WHERE {matches}"), [&pattern], |r| {
+        r.get(0)
+    })?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE {matches} ORDER BY is_guest, username LIMIT ?2 OFFSET ?3"
+    ))?;
+    let offset = i64::from(page.max(1) - 1) * i64::from(per_page);
+    let rows = stmt
+        .query_map(params![pattern, per_page, offset], user_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let users = rows
+        .into_iter()
+        .map(|u| with_grants(conn, u))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((users, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::memory;
+
+    fn account(name: &str, email: &str) -> NewAccount {
+        NewAccount {
+            username: name.into(),
+            display_name: name.into(),
+            email: email.into(),
+            email_verified: false,
+            password_hash: Some("$2b$04$x".into()),
+            oidc: None,
+            needs_username: false,
+        }
+    }
+
+    #[test]
+    fn usernames_are_unique_without_regard_to_case() {
+        let conn = memory();
+        create_account(&conn, &account("Alice", "a@x.org"), 50).unwrap();
+        let err = create_account(&conn, &account("alice", "b@x.org"), 50).unwrap_err();
+        assert!(matches!(err, DbError::Conflict(_)));
+        let err = create_account(&conn, &account("bob", "a@x.org"), 50).unwrap_err();
+        assert!(matches!(err, DbError::Conflict(_)));
+    }
+
+    #[test]
+    fn the_user_limit_counts_registered_accounts_only() {
+        let conn = memory();
+        create_guest(&conn, "guest-1", "G").unwrap();
+        create_account(&conn, &account("a1", "a1@x.org"), 2).unwrap();
+        create_account(&conn, &account("a2", "a2@x.org"), 2).unwrap();
+        assert!(matches!(
+            create_account(&conn, &account("a3", "a3@x.org"), 2),
+            Err(DbError::UserLimit)
+        ));
+    }
+
+    #[test]
+    fn login_finds_by_username_or_email() {
+        let conn = memory();
+        let id = create_account(&conn, &account("Carol", "carol@x.org"), 50).unwrap();
+        assert_eq!(find_credentials(&conn, "carol").unwrap().unwrap().id, id);
+        assert_eq!(find_credentials(&conn, " CAROL@x.org ").unwrap().unwrap().id, id);
+        assert!(find_credentials(&conn, "nobody").unwrap().is_none());
+    }
+
+    #[test]
+    fn new_accounts_get_the_user_role() {
+        let conn = memory();
+        let id = create_account(&conn, &account("dave", "d@x.org"), 50).unwrap();
+        let user = get(&conn, id).unwrap();
+        assert_eq!(user.roles, vec!["user"]);
+        assert!(user.can("rooms.create"));
+        assert!(!user.can("admin.users"));
+    }
+
+    #[test]
+    fn search_treats_wildcards_as_text() {
+        let conn = memory();
+        create_account(&conn, &account("under_score", "u@x.org"), 50).unwrap();
+        create_account(&conn, &account("underXscore", "v@x.org"), 50).unwrap();
+        let (users, total) = search(&conn, "r_s", 1, 50).unwrap();
+        assert_eq!(total, 1);
+        assert_eq!(users[0].username, "under_score");
+    }
+}

@@ -1,0 +1,103 @@
+//! The signed-in user's own account: who am I, pick a username, change the
+//! password.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::client_ip::ClientIp;
+use crate::auth::session::Auth;
+use crate::auth::{password, validate};
+use crate::db::{self, audit::Event, sessions, users};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/me", web::get().to(me))
+        .route("/api/me/username", web::post().to(choose_username))
+        .route("/api/me/password", web::post().to(change_password));
+}
+
+async fn me(auth: Auth) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"user": auth.user, "csrf_token": auth.csrf_token}))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsernameRequest {
+    username: String,
+}
+
+/// Sets the username: required after a first OIDC sign-in, allowed later.
+/// Guests keep their generated name.
+async fn choose_username(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ip: ClientIp,
+    body: web::Json<UsernameRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if auth.user.guest {
+        return Err(ApiError::Forbidden);
+    }
+    let username = validate::username(&body.username)?;
+    let ip = ip.to_string();
+    let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        users::set_username(conn, auth.user.id, &username)?;
+        Event::new("user_update")
+            .by(auth.user.id, &username)
+            .ip(&ip)
+            .target(auth.user.id)
+            .details(json!({"username": {"from": auth.user.username, "to": username}}))
+            .record(conn)?;
+        Ok(users::get(conn, auth.user.id)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"user": user})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the password after checking the current one; every other session
+/// of the account ends.
+async fn change_password(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ip: ClientIp,
+    body: web::Json<PasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    validate::password(&body.new_password)?;
+    let login = auth.user.username.clone();
+    let stored = db::run(&state.pool, move |conn| users::find_credentials(conn, &login))
+        .await?
+        .and_then(|c| c.password_hash)
+        .ok_or(ApiError::Forbidden)?;
+    let request = body.into_inner();
+    let cost = state.config.bcrypt_cost;
+    let new_hash = web::block(move || {
+        password::verify(&request.current_password, &stored)
+            .then(|| password::hash(&request.new_password, cost))
+    })
+    .await?
+    .ok_or(ApiError::InvalidCredentials)?
+    .map_err(ApiError::internal)?;
+    let ip = ip.to_string();
+    db::run(&state.pool, move |conn| -> Result<(), ApiError> {
+        Ok(db::immediate(conn, |tx| {
+            users::set_password_hash(tx, auth.user.id, &new_hash)?;
+            sessions::delete_others(tx, auth.user.id, auth.session_id)?;
+            Event::new("user_update")
+                .by(auth.user.id, &auth.user.username)
+                .ip(&ip)
+                .target(auth.user.id)
+                .details(json!({"password": "changed"}))
+                .record(tx)
+        })?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

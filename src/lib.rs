@@ -1,0 +1,15 @@
+//! Switchboard: a self-hosted voice-and-chat intercom. The binary in
+//! `main.rs` is a thin command line over this library.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod janitor;
+pub mod logging;
+pub mod metrics;
+pub mod server;
+pub mod state;

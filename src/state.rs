@@ -1,0 +1,34 @@
+//! What every handler shares: configuration, the database pool, the
+//! in-memory sign-in guards and the live actors. Built once in `server::run`.
+
+use crate::auth::captcha::CaptchaStore;
+use crate::auth::limiter::SlidingWindow;
+use crate::auth::oidc::OidcProvider;
+use crate::config::{Config, Secret};
+use crate::db::sessions::Lifetimes;
+use crate::db::Pool;
+use crate::metrics::Metrics;
+
+pub struct AppState {
+    pub config: Config,
+    /// `scheme://host[:port]` of the public URL: what Origin headers must say.
+    pub origin: String,
+    pub secret: Secret,
+    pub pool: Pool,
+    pub captcha: CaptchaStore,
+    /// Failed password logins, keyed by IP and by account.
+    pub failed_logins: SlidingWindow,
+    /// Guest logins, keyed by IP.
+    pub guest_logins: SlidingWindow,
+    pub oidc: Option<OidcProvider>,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn lifetimes(&self) -> Lifetimes {
+        Lifetimes {
+            idle_ms: self.config.session_idle.as_millis() as i64,
+            max_ms: self.config.session_max.as_millis() as i64,
+        }
+    }
+}

@@ -1,0 +1,111 @@
+// /login: password sign-in (with CAPTCHA and TOTP when asked), OIDC and guests.
+
+import { api, ApiError } from '../api.js';
+import { createCaptcha } from '../captcha.js';
+import { byId, enableSection, setText, show, showMessage } from '../dom.js';
+import { describeError, messageForCode } from '../errors.js';
+import { fieldText, onSubmit, showError, showStatus } from '../forms.js';
+import { fetchCurrentUser, landingPathFor } from '../session.js';
+
+const REDIRECT_FAILED = 'Signing in did not complete. Please try again.';
+
+const params = new URLSearchParams(location.search);
+const next = params.get('next');
+
+const notice = byId('notice');
+const loginForm = byId('login-form');
+const totpSection = byId('totp-section');
+const guestForm = byId('guest-form');
+const captcha = createCaptcha(byId('captcha'), { onError: (error) => showError(loginForm, error) });
+
+onSubmit(loginForm, signIn, { validate: () => captcha.problems() });
+onSubmit(guestForm, continueAsGuest);
+// A TOTP code belongs to one account; typing another login starts over.
+byId('login').addEventListener('input', () => enableSection(totpSection, false));
+
+start();
+
+async function start() {
+  if (!showRedirectError() && (await leaveIfSignedIn())) return;
+  try {
+    applyConfig(await api('GET', '/api/auth/config'));
+  } catch (error) {
+    showMessage(notice, describeError(error));
+  }
+}
+
+/**
+ * The server sends failed OIDC sign-ins here as `?error=<code>`. Only known codes are
+ * shown: reflecting free text from the address would let a crafted link put any
+ * sentence on the sign-in page.
+ */
+function showRedirectError() {
+  const code = params.get('error');
+  if (code === null) return false;
+  showMessage(notice, messageForCode(code) ?? REDIRECT_FAILED);
+  params.delete('error');
+  const query = params.toString();
+  history.replaceState(null, '', query ? `${location.pathname}?${query}` : location.pathname);
+  return true;
+}
+
+async function leaveIfSignedIn() {
+  try {
+    const user = await fetchCurrentUser();
+    if (user) location.replace(landingPathFor(user, next));
+    return user !== null;
+  } catch {
+    return false; // the config request below reports an unreachable server
+  }
+}
+
+function applyConfig(config) {
+  const { oidc, password, guests } = config;
+  show(byId('oidc-section'), oidc);
+  setText(byId('oidc-link'), `Sign in with ${config.oidc_name || 'single sign-on'}`);
+  show(byId('password-section'), password);
+  show(byId('password-divider'), oidc && password);
+  show(byId('guest-section'), guests);
+  show(byId('guest-divider'), guests && (oidc || password));
+  if (password && config.captcha) captcha.enable();
+  if (!oidc && !password && !guests) {
+    showMessage(notice, 'This server has no way to sign in turned on. Ask its administrator.');
+  }
+}
+
+async function signIn() {
+  try {
+    const { user } = await api('POST', '/api/auth/login', loginRequest());
+    location.assign(landingPathFor(user, next));
+  } catch (error) {
+    captcha.renew(); // the server spends a question on every attempt
+    if (error instanceof ApiError && error.code === 'totp_required') askForTotp();
+    else throw error;
+  }
+}
+
+function loginRequest() {
+  const body = {
+    login: fieldText(loginForm, 'login'),
+    password: byId('password').value,
+    ...captcha.fields(),
+  };
+  if (!totpSection.disabled) body.totp = fieldText(loginForm, 'totp');
+  return body;
+}
+
+function askForTotp() {
+  const isRetry = !totpSection.disabled;
+  enableSection(totpSection, true);
+  const input = byId('totp');
+  input.value = '';
+  input.focus();
+  if (isRetry) showStatus(loginForm, 'That code was not accepted. Enter the current code.', 'error');
+  else showStatus(loginForm, messageForCode('totp_required'), 'info');
+}
+
+async function continueAsGuest() {
+  const { user } = await api('POST', '/api/auth/guest', { name: fieldText(guestForm, 'name') });
+  location.assign(landingPathFor(user, next));
+}
+
