@@ -13,7 +13,11 @@ use crate::db::{self, audit::Event, roles, users, DbError};
 use crate::error::ApiError;
 
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about = "Self-hosted voice-and-chat intercom")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Self-hosted voice-and-chat intercom"
+)]
 pub struct Cli {
     /// A TOML file with configuration keys (environment variables override it).
     #[arg(long, global = true, value_name = "FILE")]
@@ -94,7 +98,11 @@ impl Cli {
 
 pub fn migrate(config: &Config) -> Result<(), CliError> {
     db::open(&config.database_path)?;
-    println!("database {} is at schema version {}", config.database_path.display(), db::LATEST_VERSION);
+    println!(
+        "database {} is at schema version {}",
+        config.database_path.display(),
+        db::LATEST_VERSION
+    );
     Ok(())
 }
 
@@ -108,12 +116,17 @@ pub fn user(config: &Config, command: &UserCommand) -> Result<(), CliError> {
     }
 }
 
-fn create_user(config: &Config, conn: &mut rusqlite::Connection, args: &CreateUser) -> Result<(), CliError> {
+fn create_user(
+    config: &Config,
+    conn: &mut rusqlite::Connection,
+    args: &CreateUser,
+) -> Result<(), CliError> {
     let username = validate::username(&args.username)?;
     let email = validate::email(&args.email)?;
     let secret = read_password()?;
     validate::password(&secret)?;
-    let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
+    let hash =
+        password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
     let account = users::NewAccount {
         display_name: username.clone(),
         username,
@@ -152,14 +165,19 @@ fn set_admin(conn: &rusqlite::Connection, username: &str, admin: bool) -> Result
         .target(credentials.id)
         .details(json!({"method": "cli", "username": credentials.username, "admin": admin}))
         .record(conn)?;
-    println!("{} is {} an admin", credentials.username, if admin { "now" } else { "no longer" });
+    println!(
+        "{} is {} an admin",
+        credentials.username,
+        if admin { "now" } else { "no longer" }
+    );
     Ok(())
 }
 
 pub fn hash_password(config: &Config) -> Result<(), CliError> {
     let secret = read_password()?;
     validate::password(&secret)?;
-    let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
+    let hash =
+        password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
     println!("{hash}");
     Ok(())
 }

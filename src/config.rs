@@ -96,8 +96,14 @@ pub struct TurnConfig {
 #[derive(Debug, Clone)]
 pub enum TurnAuth {
     /// coturn's `use-auth-secret`: time-limited credentials derived per user.
-    SharedSecret { secret: Secret, ttl: Duration },
-    Static { username: String, credential: Secret },
+    SharedSecret {
+        secret: Secret,
+        ttl: Duration,
+    },
+    Static {
+        username: String,
+        credential: Secret,
+    },
     None,
 }
 
@@ -134,17 +140,30 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid TOML: {source}")]
-    Toml { path: PathBuf, source: Box<toml::de::Error> },
+    Toml {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
     #[error("unknown configuration key {0:?} (see the README for the list)")]
     UnknownKey(String),
     #[error("configuration key {key} has an invalid value {value:?}: {reason}")]
-    Invalid { key: &'static str, value: String, reason: String },
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("{0}")]
     Missing(String),
     #[error("cannot use the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Raw `KEY -> value` settings, merged from every layer before parsing.
@@ -274,7 +293,11 @@ impl Config {
         });
         let bcrypt_cost = s.parse_or("BCRYPT_COST", 12u32)?;
         if !(4..=31).contains(&bcrypt_cost) {
-            return Err(invalid("BCRYPT_COST", &bcrypt_cost.to_string(), "must be 4 to 31"));
+            return Err(invalid(
+                "BCRYPT_COST",
+                &bcrypt_cost.to_string(),
+                "must be 4 to 31",
+            ));
         }
         let public_url = match s.get("PUBLIC_URL") {
             None => None,
@@ -313,7 +336,10 @@ impl Config {
 
     /// The public origin (`scheme://host[:port]`) that browsers use, for the
     /// Origin checks and the CSP. `bound` is the address actually listened on.
-    #[expect(clippy::expect_used, reason = "an http URL built from an IP address and port always parses")]
+    #[expect(
+        clippy::expect_used,
+        reason = "an http URL built from an IP address and port always parses"
+    )]
     pub fn public_base(&self, bound: SocketAddr) -> Url {
         self.public_url.clone().unwrap_or_else(|| {
             let host = match bound.ip() {
@@ -353,7 +379,9 @@ impl Config {
     }
 
     pub fn is_https(&self) -> bool {
-        self.public_url.as_ref().is_some_and(|u| u.scheme() == "https")
+        self.public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https")
     }
 
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
@@ -371,7 +399,9 @@ fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
 
 fn oidc_config(s: &Settings) -> Result<Option<OidcConfig>, ConfigError> {
     let client_id = s.get("OIDC_CLIENT_ID").or(s.get("GOOGLE_CLIENT_ID"));
-    let client_secret = s.get("OIDC_CLIENT_SECRET").or(s.get("GOOGLE_CLIENT_SECRET"));
+    let client_secret = s
+        .get("OIDC_CLIENT_SECRET")
+        .or(s.get("GOOGLE_CLIENT_SECRET"));
     let Some(client_id) = client_id else {
         return Ok(None);
     };
@@ -382,7 +412,11 @@ fn oidc_config(s: &Settings) -> Result<Option<OidcConfig>, ConfigError> {
     };
     let raw_issuer = s.get("OIDC_ISSUER").unwrap_or(GOOGLE_ISSUER);
     let issuer = Url::parse(raw_issuer).map_err(|e| invalid("OIDC_ISSUER", raw_issuer, e))?;
-    let default_name = if raw_issuer == GOOGLE_ISSUER { "Google" } else { "single sign-on" };
+    let default_name = if raw_issuer == GOOGLE_ISSUER {
+        "Google"
+    } else {
+        "single sign-on"
+    };
     Ok(Some(OidcConfig {
         issuer,
         name: s.get("OIDC_NAME").unwrap_or(default_name).to_owned(),
@@ -401,7 +435,9 @@ fn turn_config(s: &Settings) -> Result<Option<TurnConfig>, ConfigError> {
             secret: Secret::new(secret),
             ttl: Duration::from_secs(s.parse_or("TURN_TTL_SECONDS", 86_400u64)?),
         }
-    } else if let (Some(username), Some(credential)) = (s.get("TURN_USERNAME"), s.get("TURN_CREDENTIAL")) {
+    } else if let (Some(username), Some(credential)) =
+        (s.get("TURN_USERNAME"), s.get("TURN_CREDENTIAL"))
+    {
         TurnAuth::Static {
             username: username.to_owned(),
             credential: Secret::new(credential),
@@ -476,15 +512,25 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors() {
         let mut s = Settings::default();
-        assert!(matches!(s.set("NOPE", "1"), Err(ConfigError::UnknownKey(_))));
-        assert!(s.set("max_users", "3").is_ok(), "lower-case keys are accepted");
+        assert!(matches!(
+            s.set("NOPE", "1"),
+            Err(ConfigError::UnknownKey(_))
+        ));
+        assert!(
+            s.set("max_users", "3").is_ok(),
+            "lower-case keys are accepted"
+        );
     }
 
     #[test]
     fn toml_file_layers_under_environment() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sb.toml");
-        std::fs::write(&path, "max_users = 7\nallow_guests = true\nstun_urls = [\"stun:a\", \"stun:b\"]\n").unwrap();
+        std::fs::write(
+            &path,
+            "max_users = 7\nallow_guests = true\nstun_urls = [\"stun:a\", \"stun:b\"]\n",
+        )
+        .unwrap();
         let mut s = Settings::default();
         s.merge_toml(&path).unwrap();
         s.merge_env(|k| (k == "MAX_USERS").then(|| "9".to_owned()));
@@ -499,13 +545,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sb.toml");
         std::fs::write(&path, "bogus = 1\n").unwrap();
-        assert!(matches!(Settings::default().merge_toml(&path), Err(ConfigError::UnknownKey(_))));
+        assert!(matches!(
+            Settings::default().merge_toml(&path),
+            Err(ConfigError::UnknownKey(_))
+        ));
     }
 
     #[test]
     fn oidc_needs_both_id_and_secret_and_defaults_to_google() {
         assert!(Config::from_settings(&settings(&[("GOOGLE_CLIENT_ID", "x")])).is_err());
-        let c = Config::from_settings(&settings(&[("GOOGLE_CLIENT_ID", "x"), ("GOOGLE_CLIENT_SECRET", "y")])).unwrap();
+        let c = Config::from_settings(&settings(&[
+            ("GOOGLE_CLIENT_ID", "x"),
+            ("GOOGLE_CLIENT_SECRET", "y"),
+        ]))
+        .unwrap();
         let oidc = c.oidc.unwrap();
         assert_eq!(oidc.issuer.as_str(), "https://accounts.google.com/");
         assert_eq!(oidc.name, "Google");
@@ -527,7 +580,8 @@ mod tests {
 
     #[test]
     fn trusted_proxies_accept_addresses_and_networks() {
-        let c = Config::from_settings(&settings(&[("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")])).unwrap();
+        let c = Config::from_settings(&settings(&[("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]))
+            .unwrap();
         assert!(c.is_trusted_proxy("10.1.2.3".parse().unwrap()));
         assert!(c.is_trusted_proxy("127.0.0.1".parse().unwrap()));
         assert!(!c.is_trusted_proxy("127.0.0.2".parse().unwrap()));
@@ -536,6 +590,9 @@ mod tests {
     #[test]
     fn public_base_falls_back_to_the_bound_address() {
         let c = Config::from_settings(&Settings::default()).unwrap();
-        assert_eq!(c.public_base("0.0.0.0:9000".parse().unwrap()).as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(
+            c.public_base("0.0.0.0:9000".parse().unwrap()).as_str(),
+            "http://127.0.0.1:9000/"
+        );
     }
 }

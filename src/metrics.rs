@@ -22,16 +22,44 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let counters: [(&str, &str, &AtomicU64); 6] = [
-            ("switchboard_logins_total", "Successful sign-ins", &self.logins),
-            ("switchboard_login_failures_total", "Failed password logins", &self.login_failures),
-            ("switchboard_registrations_total", "Accounts registered", &self.registrations),
-            ("switchboard_ws_connections_total", "WebSocket sessions opened", &self.ws_connections_total),
-            ("switchboard_chat_messages_total", "Chat messages stored", &self.chat_messages),
-            ("switchboard_deliveries_total", "Frames delivered to sockets", &self.deliveries),
+            (
+                "switchboard_logins_total",
+                "Successful sign-ins",
+                &self.logins,
+            ),
+            (
+                "switchboard_login_failures_total",
+                "Failed password logins",
+                &self.login_failures,
+            ),
+            (
+                "switchboard_registrations_total",
+                "Accounts registered",
+                &self.registrations,
+            ),
+            (
+                "switchboard_ws_connections_total",
+                "WebSocket sessions opened",
+                &self.ws_connections_total,
+            ),
+            (
+                "switchboard_chat_messages_total",
+                "Chat messages stored",
+                &self.chat_messages,
+            ),
+            (
+                "switchboard_deliveries_total",
+                "Frames delivered to sockets",
+                &self.deliveries,
+            ),
         ];
         let mut out = String::new();
         for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(
             out,

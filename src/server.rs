@@ -28,7 +28,10 @@ pub enum StartError {
     #[error("database {path}: {source}")]
     Database { path: String, source: DbError },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("OIDC: {0}")]
     Oidc(#[from] OidcError),
     #[error("server: {0}")]
@@ -42,11 +45,18 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         path: config.database_path.display().to_string(),
         source,
     })?;
-    let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
     let bound = listener.local_addr()?;
     let public = config.public_base(bound);
     let origin = public.origin().ascii_serialization();
-    let oidc = config.oidc.clone().map(|c| OidcProvider::new(c, &public)).transpose()?;
+    let oidc = config
+        .oidc
+        .clone()
+        .map(|c| OidcProvider::new(c, &public))
+        .transpose()?;
 
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),

@@ -47,7 +47,13 @@ impl CaptchaStore {
                 open.remove(&victim);
             }
         }
-        open.insert(id.clone(), Challenge { answer, expires: now + TTL });
+        open.insert(
+            id.clone(),
+            Challenge {
+                answer,
+                expires: now + TTL,
+            },
+        );
         (id, question)
     }
 
@@ -67,7 +73,9 @@ impl CaptchaStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Challenge>> {
         // A panic while holding this lock cannot leave the map inconsistent.
-        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     #[cfg(test)]

@@ -69,7 +69,11 @@ impl SlidingWindow {
         }
         let mut events = self.lock();
         if events.len() > SWEEP_ABOVE_KEYS {
-            events.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < self.window));
+            events.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < self.window)
+            });
         }
         let times = events.entry(key.to_owned()).or_default();
         self.expire(times, now);
@@ -77,13 +81,18 @@ impl SlidingWindow {
     }
 
     fn expire(&self, times: &mut VecDeque<Instant>, now: Instant) {
-        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             times.pop_front();
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Instant>>> {
-        self.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -102,7 +111,10 @@ mod tests {
         let wait = w.check_at("ip", t0 + Duration::from_secs(10)).unwrap_err();
         assert_eq!(wait, 50);
         assert!(w.check_at("other", t0).is_ok(), "keys are independent");
-        assert!(w.check_at("ip", t0 + Duration::from_secs(60)).is_ok(), "the first event left the window");
+        assert!(
+            w.check_at("ip", t0 + Duration::from_secs(60)).is_ok(),
+            "the first event left the window"
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@ pub mod captcha;
 pub mod limiter;
 pub mod oidc;
 pub mod password;
-pub mod signin;
 pub mod session;
+pub mod signin;
 pub mod tokens;
 pub mod validate;
 

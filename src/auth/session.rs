@@ -49,7 +49,11 @@ impl Auth {
             Ok(Some((session.id, user)))
         })
         .await?;
-        Ok(found.map(|(session_id, user)| Auth { session_id, user, csrf_token }))
+        Ok(found.map(|(session_id, user)| Auth {
+            session_id,
+            user,
+            csrf_token,
+        }))
     }
 }
 
@@ -63,7 +67,9 @@ impl FromRequest for Auth {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
             let token = token.ok_or(ApiError::Unauthenticated)?;
-            Auth::resume(&state, token).await?.ok_or(ApiError::Unauthenticated)
+            Auth::resume(&state, token)
+                .await?
+                .ok_or(ApiError::Unauthenticated)
         })
     }
 }
@@ -96,9 +102,22 @@ pub struct NewSession {
 }
 
 /// Starts a session for `user`, always under a fresh token.
-pub fn start(conn: &Connection, state: &AppState, user: UserId, ip: &str, user_agent: &str) -> Result<NewSession, DbError> {
+pub fn start(
+    conn: &Connection,
+    state: &AppState,
+    user: UserId,
+    ip: &str,
+    user_agent: &str,
+) -> Result<NewSession, DbError> {
     let token = random_token(TOKEN_BYTES);
-    sessions::create(conn, &token_hash(&token), user, ip, user_agent, state.lifetimes())?;
+    sessions::create(
+        conn,
+        &token_hash(&token),
+        user,
+        ip,
+        user_agent,
+        state.lifetimes(),
+    )?;
     Ok(NewSession {
         token,
         user: users::get(conn, user)?,
@@ -111,7 +130,9 @@ pub fn cookie(state: &AppState, token: &str) -> Cookie<'static> {
         .same_site(SameSite::Lax)
         .path("/")
         .secure(state.config.is_https())
-        .max_age(actix_web::cookie::time::Duration::seconds(state.config.session_max.as_secs() as i64))
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            state.config.session_max.as_secs() as i64,
+        ))
         .finish()
 }
 

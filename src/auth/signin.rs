@@ -33,7 +33,9 @@ pub fn promote_if_admin_email(
     email: Option<&str>,
 ) -> Result<(), DbError> {
     match (&state.config.admin_email, email) {
-        (Some(admin), Some(email)) if *admin == normalise_email(email) => roles::add_role(conn, user, roles::ADMIN),
+        (Some(admin), Some(email)) if *admin == normalise_email(email) => {
+            roles::add_role(conn, user, roles::ADMIN)
+        }
         _ => Ok(()),
     }
 }
@@ -54,7 +56,12 @@ pub fn create_guest(conn: &Connection, display_name: &str) -> Result<UserId, DbE
 
 /// The account for an OIDC identity: found by its subject, else linked by
 /// its verified email, else created (it then still needs a username).
-pub fn account_for_identity(conn: &mut Connection, state: &AppState, who: &Identity, ip: &str) -> Result<UserId, ApiError> {
+pub fn account_for_identity(
+    conn: &mut Connection,
+    state: &AppState,
+    who: &Identity,
+    ip: &str,
+) -> Result<UserId, ApiError> {
     if let Some(id) = users::find_by_oidc(conn, &who.issuer, &who.subject)? {
         return Ok(id);
     }

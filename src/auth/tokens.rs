@@ -27,7 +27,10 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 /// The CSRF token of a session: an HMAC of its cookie token under the server
 /// key, so it needs no storage and cannot be forged without the key.
 pub fn csrf_token(secret: &str, session_token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(hmac_sha256(secret.as_bytes(), &[b"csrf:", session_token.as_bytes()]))
+    URL_SAFE_NO_PAD.encode(hmac_sha256(
+        secret.as_bytes(),
+        &[b"csrf:", session_token.as_bytes()],
+    ))
 }
 
 #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
@@ -54,7 +57,10 @@ pub fn readable_code(len: usize) -> String {
 /// A fresh room code such as `k7mq-x3tn-9wbe`.
 pub fn room_code() -> String {
     let code = readable_code(ROOM_CODE_LEN);
-    let groups: Vec<&str> = (0..ROOM_CODE_LEN).step_by(4).map(|i| &code[i..i + 4]).collect();
+    let groups: Vec<&str> = (0..ROOM_CODE_LEN)
+        .step_by(4)
+        .map(|i| &code[i..i + 4])
+        .collect();
     groups.join("-")
 }
 
@@ -82,7 +88,9 @@ mod tests {
     fn room_codes_are_unambiguous_and_long_enough() {
         let code = room_code();
         assert_eq!(code.len(), 14);
-        assert!(code.chars().all(|c| c == '-' || ROOM_CODE_ALPHABET.contains(&(c as u8))));
+        assert!(code
+            .chars()
+            .all(|c| c == '-' || ROOM_CODE_ALPHABET.contains(&(c as u8))));
         let bits = (ROOM_CODE_ALPHABET.len() as f64).log2() * ROOM_CODE_LEN as f64;
         assert!(bits >= 50.0, "{bits}");
     }

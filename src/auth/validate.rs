@@ -14,7 +14,10 @@ pub fn username(raw: &str) -> Result<String, ApiError> {
     if !(3..=32).contains(&len) {
         return Err(ApiError::bad_request("a username has 3 to 32 characters"));
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
         return Err(ApiError::bad_request(
             "a username may use only letters a-z, digits, and _ . -",
         ));
@@ -26,7 +29,9 @@ pub fn username(raw: &str) -> Result<String, ApiError> {
 pub fn email(raw: &str) -> Result<String, ApiError> {
     let email = crate::config::normalise_email(raw);
     let plausible = email.len() <= EMAIL_MAX_BYTES
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'))
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'))
         && matches!(email.split_once('@'), Some((local, domain))
             if !local.is_empty() && !domain.contains('@') && domain.contains('.')
                && !domain.starts_with('.') && !domain.ends_with('.'));
@@ -62,7 +67,9 @@ pub fn display_name(raw: &str, what: &str) -> Result<String, ApiError> {
 pub fn grant_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim().to_ascii_lowercase();
     let valid = (1..=NAME_MAX_CHARS).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !valid {
         return Err(ApiError::bad_request(
             "a role or permission name has 1 to 64 characters of a-z, 0-9, _ . -",
@@ -99,7 +106,14 @@ mod tests {
     #[test]
     fn usernames() {
         assert_eq!(username(" Ann_1.x-y ").unwrap(), "Ann_1.x-y");
-        for bad in ["ab", &"a".repeat(33), "ann smith", "ann<script>", "élodie", "a'; --"] {
+        for bad in [
+            "ab",
+            &"a".repeat(33),
+            "ann smith",
+            "ann<script>",
+            "élodie",
+            "a'; --",
+        ] {
             assert!(username(bad).is_err(), "{bad}");
         }
     }
@@ -107,7 +121,16 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(email(" Ann@Example.ORG ").unwrap(), "ann@example.org");
-        for bad in ["", "ann", "ann@", "@x.org", "a@b", "a b@x.org", "a@x.org.", "<a@x.org>"] {
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@x.org",
+            "a@b",
+            "a b@x.org",
+            "a@x.org.",
+            "<a@x.org>",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

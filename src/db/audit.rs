@@ -121,7 +121,10 @@ fn where_clause(filter: &Filter) -> Where {
     let mut w = Where::default();
     if let Some(user) = &filter.user {
         match user.parse::<i64>() {
-            Ok(id) => w.and("(user_id = ? OR target_user_id = ?)", [Value::Integer(id), Value::Integer(id)]),
+            Ok(id) => w.and(
+                "(user_id = ? OR target_user_id = ?)",
+                [Value::Integer(id), Value::Integer(id)],
+            ),
             Err(_) => w.and("username = ? COLLATE NOCASE", [Value::Text(user.clone())]),
         };
     }
@@ -159,7 +162,10 @@ pub fn search(conn: &Connection, filter: &Filter) -> Result<(Vec<Entry>, i64), D
         |r| r.get(0),
     )?;
     let mut values = w.params.clone();
-    values.extend([Value::Integer(filter.limit()), Value::Integer(filter.offset())]);
+    values.extend([
+        Value::Integer(filter.limit()),
+        Value::Integer(filter.offset()),
+    ]);
     let mut stmt = conn.prepare(&format!(
         "SELECT id, ts, user_id, username, ip, action, room, target_user_id, details
          FROM audit_log {} ORDER BY id DESC LIMIT ? OFFSET ?",
@@ -177,46 +183,83 @@ mod tests {
     use crate::db::testing::memory;
 
     fn filter() -> Filter {
-        Filter { page: 1, per_page: 50, ..Filter::default() }
+        Filter {
+            page: 1,
+            per_page: 50,
+            ..Filter::default()
+        }
     }
 
     #[test]
     fn filters_combine() {
         let conn = memory();
         let ann = crate::db::users::create_guest(&conn, "ann", "Ann").unwrap();
-        Event::new("login").by(ann, "ann").ip("10.0.0.1").record(&conn).unwrap();
+        Event::new("login")
+            .by(ann, "ann")
+            .ip("10.0.0.1")
+            .record(&conn)
+            .unwrap();
         Event::new("login_failed")
             .by_name("bob")
             .ip("10.0.0.2")
             .details(json!({"reason": "bad_password"}))
             .record(&conn)
             .unwrap();
-        Event::new("room_join").by(ann, "ann").ip("10.0.0.1").room("lobby").record(&conn).unwrap();
+        Event::new("room_join")
+            .by(ann, "ann")
+            .ip("10.0.0.1")
+            .room("lobby")
+            .record(&conn)
+            .unwrap();
 
         let (all, total) = search(&conn, &filter()).unwrap();
         assert_eq!((all.len(), total), (3, 3));
         assert_eq!(all[0].action, "room_join", "newest first");
 
-        let by_ip = Filter { ip: Some("10.0.0.1".into()), ..filter() };
+        let by_ip = Filter {
+            ip: Some("10.0.0.1".into()),
+            ..filter()
+        };
         assert_eq!(search(&conn, &by_ip).unwrap().1, 2);
-        let by_action = Filter { action: Some("login".into()), user: Some(ann.to_string()), ..filter() };
+        let by_action = Filter {
+            action: Some("login".into()),
+            user: Some(ann.to_string()),
+            ..filter()
+        };
         assert_eq!(search(&conn, &by_action).unwrap().1, 1);
-        let by_text = Filter { q: Some("bad_pass".into()), ..filter() };
+        let by_text = Filter {
+            q: Some("bad_pass".into()),
+            ..filter()
+        };
         let (found, _) = search(&conn, &by_text).unwrap();
         assert_eq!(found[0].details["reason"], "bad_password");
-        let by_name = Filter { user: Some("BOB".into()), ..filter() };
+        let by_name = Filter {
+            user: Some("BOB".into()),
+            ..filter()
+        };
         assert_eq!(search(&conn, &by_name).unwrap().1, 1);
-        let future = Filter { from: Some(now_ms() + 60_000), ..filter() };
+        let future = Filter {
+            from: Some(now_ms() + 60_000),
+            ..filter()
+        };
         assert_eq!(search(&conn, &future).unwrap().1, 0);
     }
 
     #[test]
     fn sql_metacharacters_are_data() {
         let conn = memory();
-        Event::new("login").by_name("x'; DROP TABLE users; --").record(&conn).unwrap();
-        let f = Filter { user: Some("x'; DROP TABLE users; --".into()), ..filter() };
+        Event::new("login")
+            .by_name("x'; DROP TABLE users; --")
+            .record(&conn)
+            .unwrap();
+        let f = Filter {
+            user: Some("x'; DROP TABLE users; --".into()),
+            ..filter()
+        };
         assert_eq!(search(&conn, &f).unwrap().1, 1);
-        let users: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).unwrap();
+        let users: i64 = conn
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(users, 0);
     }
 }

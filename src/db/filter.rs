@@ -61,7 +61,10 @@ impl Where {
 /// A `LIKE` pattern matching `text` anywhere, with its wildcards escaped
 /// (used with `ESCAPE '\'`).
 pub fn contains_pattern(text: &str) -> String {
-    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
@@ -76,9 +79,17 @@ mod tests {
 
     #[test]
     fn paging_is_clamped() {
-        let f = Filter { page: 0, per_page: 1000, ..Filter::default() };
+        let f = Filter {
+            page: 0,
+            per_page: 1000,
+            ..Filter::default()
+        };
         assert_eq!((f.limit(), f.offset()), (200, 0));
-        let f = Filter { page: 3, per_page: 10, ..Filter::default() };
+        let f = Filter {
+            page: 3,
+            per_page: 10,
+            ..Filter::default()
+        };
         assert_eq!((f.limit(), f.offset()), (10, 20));
     }
 }

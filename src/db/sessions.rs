@@ -40,13 +40,24 @@ pub fn create(
 
 /// The live session for `token_hash`, recording activity. A session past its
 /// idle timeout or absolute lifetime is deleted and not returned.
-pub fn resume(conn: &Connection, token_hash: &[u8], lifetimes: Lifetimes) -> Result<Option<SessionRow>, DbError> {
+pub fn resume(
+    conn: &Connection,
+    token_hash: &[u8],
+    lifetimes: Lifetimes,
+) -> Result<Option<SessionRow>, DbError> {
     let now = now_ms();
     let found = conn
         .query_row(
             "SELECT id, user_id, last_seen_at, expires_at FROM sessions WHERE token_hash = ?1",
             [token_hash],
-            |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            },
         )
         .optional()?;
     let Some((id, user_id, last_seen, expires_at)) = found else {
@@ -64,7 +75,10 @@ pub fn resume(conn: &Connection, token_hash: &[u8], lifetimes: Lifetimes) -> Res
 
 /// Records activity (an open WebSocket counts).
 pub fn touch(conn: &Connection, id: i64) -> Result<(), DbError> {
-    conn.execute("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1", params![id, now_ms()])?;
+    conn.execute(
+        "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1",
+        params![id, now_ms()],
+    )?;
     Ok(())
 }
 
@@ -79,7 +93,10 @@ pub fn delete_for_user(conn: &Connection, user: UserId) -> Result<usize, DbError
 
 /// Ends every session of `user` but `keep`.
 pub fn delete_others(conn: &Connection, user: UserId, keep: i64) -> Result<usize, DbError> {
-    Ok(conn.execute("DELETE FROM sessions WHERE user_id = ?1 AND id != ?2", params![user, keep])?)
+    Ok(conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND id != ?2",
+        params![user, keep],
+    )?)
 }
 
 pub fn delete_for_ip(conn: &Connection, ip: &str) -> Result<usize, DbError> {
@@ -100,7 +117,10 @@ mod tests {
     use super::*;
     use crate::db::{testing::memory, users};
 
-    const LIFE: Lifetimes = Lifetimes { idle_ms: 60_000, max_ms: 3_600_000 };
+    const LIFE: Lifetimes = Lifetimes {
+        idle_ms: 60_000,
+        max_ms: 3_600_000,
+    };
 
     #[test]
     fn a_session_resumes_until_idle() {
@@ -108,9 +128,15 @@ mod tests {
         let user = users::create_guest(&conn, "g-1", "G").unwrap();
         let id = create(&conn, b"hash", user, "127.0.0.1", "ua", LIFE).unwrap();
         assert_eq!(resume(&conn, b"hash", LIFE).unwrap().unwrap().id, id);
-        conn.execute("UPDATE sessions SET last_seen_at = last_seen_at - 60000", []).unwrap();
+        conn.execute(
+            "UPDATE sessions SET last_seen_at = last_seen_at - 60000",
+            [],
+        )
+        .unwrap();
         assert!(resume(&conn, b"hash", LIFE).unwrap().is_none());
-        let left: i64 = conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0)).unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(left, 0, "an expired session is deleted");
     }
 
@@ -119,7 +145,8 @@ mod tests {
         let conn = memory();
         let user = users::create_guest(&conn, "g-1", "G").unwrap();
         create(&conn, b"hash", user, "127.0.0.1", "ua", LIFE).unwrap();
-        conn.execute("UPDATE sessions SET expires_at = ?1", [now_ms() - 1]).unwrap();
+        conn.execute("UPDATE sessions SET expires_at = ?1", [now_ms() - 1])
+            .unwrap();
         assert!(resume(&conn, b"hash", LIFE).unwrap().is_none());
     }
 

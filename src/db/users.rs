@@ -82,7 +82,11 @@ fn with_grants(conn: &Connection, mut user: User) -> Result<User, DbError> {
 
 pub fn get(conn: &Connection, id: UserId) -> Result<User, DbError> {
     let user = conn
-        .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_from_row)
+        .query_row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+            [id],
+            user_from_row,
+        )
         .optional()?
         .ok_or(DbError::NotFound)?;
     with_grants(conn, user)
@@ -110,7 +114,11 @@ pub fn find_credentials(conn: &Connection, login: &str) -> Result<Option<Credent
         .optional()?)
 }
 
-pub fn find_by_oidc(conn: &Connection, issuer: &str, subject: &str) -> Result<Option<UserId>, DbError> {
+pub fn find_by_oidc(
+    conn: &Connection,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<UserId>, DbError> {
     Ok(conn
         .query_row(
             "SELECT id FROM users WHERE oidc_issuer = ?1 AND oidc_subject = ?2",
@@ -122,7 +130,9 @@ pub fn find_by_oidc(conn: &Connection, issuer: &str, subject: &str) -> Result<Op
 
 pub fn find_by_email(conn: &Connection, email: &str) -> Result<Option<UserId>, DbError> {
     Ok(conn
-        .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| r.get(0))
+        .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| {
+            r.get(0)
+        })
         .optional()?)
 }
 
@@ -130,8 +140,17 @@ pub fn find_by_email(conn: &Connection, email: &str) -> Result<Option<UserId>, D
 /// has proved who owns the address; if the account had not, its password was
 /// set by someone unproven, so it is dropped along with that account's
 /// sessions (no pre-registered account can be taken over this way).
-pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> Result<(), DbError> {
-    let was_verified: bool = conn.query_row("SELECT email_verified FROM users WHERE id = ?1", [id], |r| r.get(0))?;
+pub fn link_oidc(
+    conn: &Connection,
+    id: UserId,
+    issuer: &str,
+    subject: &str,
+) -> Result<(), DbError> {
+    let was_verified: bool = conn.query_row(
+        "SELECT email_verified FROM users WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
     if !was_verified {
         conn.execute("UPDATE users SET password_hash = NULL WHERE id = ?1", [id])?;
         super::sessions::delete_for_user(conn, id)?;
@@ -144,12 +163,20 @@ pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> 
 }
 
 pub fn count_registered(conn: &Connection) -> Result<i64, DbError> {
-    Ok(conn.query_row("SELECT count(*) FROM users WHERE is_guest = 0", [], |r| r.get(0))?)
+    Ok(
+        conn.query_row("SELECT count(*) FROM users WHERE is_guest = 0", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 pub fn username_taken(conn: &Connection, username: &str) -> Result<bool, DbError> {
     Ok(conn
-        .query_row("SELECT 1 FROM users WHERE username = ?1", [username], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM users WHERE username = ?1",
+            [username],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some())
 }
@@ -157,7 +184,11 @@ pub fn username_taken(conn: &Connection, username: &str) -> Result<bool, DbError
 /// Creates a registered account with the `user` role, unless `max_users`
 /// accounts exist already or the username or email is taken. Call inside an
 /// IMMEDIATE transaction so the limit check cannot race.
-pub fn create_account(conn: &Connection, account: &NewAccount, max_users: u32) -> Result<UserId, DbError> {
+pub fn create_account(
+    conn: &Connection,
+    account: &NewAccount,
+    max_users: u32,
+) -> Result<UserId, DbError> {
     if count_registered(conn)? >= i64::from(max_users) {
         return Err(DbError::UserLimit);
     }
@@ -191,7 +222,11 @@ pub fn create_account(conn: &Connection, account: &NewAccount, max_users: u32) -
 }
 
 /// Creates a guest account with the `guest` role.
-pub fn create_guest(conn: &Connection, username: &str, display_name: &str) -> Result<UserId, DbError> {
+pub fn create_guest(
+    conn: &Connection,
+    username: &str,
+    display_name: &str,
+) -> Result<UserId, DbError> {
     conn.execute(
         "INSERT INTO users (username, display_name, is_guest, created_at) VALUES (?1, ?2, 1, ?3)",
         params![username, display_name, now_ms()],
@@ -216,12 +251,18 @@ pub fn set_username(conn: &Connection, id: UserId, username: &str) -> Result<(),
 }
 
 pub fn set_password_hash(conn: &Connection, id: UserId, hash: &str) -> Result<(), DbError> {
-    conn.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?;
+    conn.execute(
+        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+        params![id, hash],
+    )?;
     Ok(())
 }
 
 pub fn record_login(conn: &Connection, id: UserId) -> Result<(), DbError> {
-    conn.execute("UPDATE users SET last_login_at = ?2 WHERE id = ?1", params![id, now_ms()])?;
+    conn.execute(
+        "UPDATE users SET last_login_at = ?2 WHERE id = ?1",
+        params![id, now_ms()],
+    )?;
     Ok(())
 }
 
@@ -233,12 +274,19 @@ pub fn delete(conn: &Connection, id: UserId) -> Result<(), DbError> {
 }
 
 /// A page of users whose username, display name or email contains `q`.
-pub fn search(conn: &Connection, q: &str, page: u32, per_page: u32) -> Result<(Vec<User>, i64), DbError> {
+pub fn search(
+    conn: &Connection,
+    q: &str,
+    page: u32,
+    per_page: u32,
+) -> Result<(Vec<User>, i64), DbError> {
     let pattern = super::filter::contains_pattern(q.trim());
     let matches = "username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\'";
-    let total: i64 = conn.query_row(&format!("SELECT count(*) FROM users WHERE {matches}"), [&pattern], |r| {
-        r.get(0)
-    })?;
+    let total: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM users WHERE {matches}"),
+        [&pattern],
+        |r| r.get(0),
+    )?;
     let mut stmt = conn.prepare(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE {matches} ORDER BY is_guest, username LIMIT ?2 OFFSET ?3"
     ))?;
@@ -297,7 +345,13 @@ mod tests {
         let conn = memory();
         let id = create_account(&conn, &account("Carol", "carol@x.org"), 50).unwrap();
         assert_eq!(find_credentials(&conn, "carol").unwrap().unwrap().id, id);
-        assert_eq!(find_credentials(&conn, " CAROL@x.org ").unwrap().unwrap().id, id);
+        assert_eq!(
+            find_credentials(&conn, " CAROL@x.org ")
+                .unwrap()
+                .unwrap()
+                .id,
+            id
+        );
         assert!(find_credentials(&conn, "nobody").unwrap().is_none());
     }
 

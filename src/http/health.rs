@@ -15,7 +15,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// 200 when the database answers a query.
 async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     db::run(&state.pool, |conn| -> Result<i64, ApiError> {
-        Ok(conn.query_row("SELECT 1", [], |r| r.get(0)).map_err(db::DbError::from)?)
+        Ok(conn
+            .query_row("SELECT 1", [], |r| r.get(0))
+            .map_err(db::DbError::from)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({"status": "ok"})))

@@ -39,10 +39,17 @@ fn json_config() -> web::JsonConfig {
 fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::TooLarge(format!("a JSON body is at most {} KiB", JSON_LIMIT_BYTES / 1024))
+            ApiError::TooLarge(format!(
+                "a JSON body is at most {} KiB",
+                JSON_LIMIT_BYTES / 1024
+            ))
         }
-        JsonPayloadError::ContentType => ApiError::UnsupportedType("send the body as application/json".into()),
-        JsonPayloadError::Deserialize(e) => ApiError::bad_request(format!("invalid JSON body: {e}")),
+        JsonPayloadError::ContentType => {
+            ApiError::UnsupportedType("send the body as application/json".into())
+        }
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::bad_request(format!("invalid JSON body: {e}"))
+        }
         other => ApiError::bad_request(format!("invalid JSON body: {other}")),
     }
 }
@@ -54,8 +61,9 @@ fn query_config() -> web::QueryConfig {
 }
 
 fn path_config() -> web::PathConfig {
-    web::PathConfig::default()
-        .error_handler(|err: PathError, _req: &HttpRequest| ApiError::bad_request(format!("invalid path: {err}")).into())
+    web::PathConfig::default().error_handler(|err: PathError, _req: &HttpRequest| {
+        ApiError::bad_request(format!("invalid path: {err}")).into()
+    })
 }
 
 /// Anything no route matched.

@@ -25,17 +25,27 @@ const PAGES: &[(&str, &str)] = &[
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for (path, file) in PAGES {
-        cfg.route(path, web::get().to(move |req: HttpRequest, state: web::Data<AppState>| serve(req, state, file)));
+        cfg.route(
+            path,
+            web::get()
+                .to(move |req: HttpRequest, state: web::Data<AppState>| serve(req, state, file)),
+        );
     }
     cfg.route(
         "/{asset:(js|css|img)/.+|favicon\\.svg}",
-        web::get().to(|req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>| async move {
-            serve(req, state, &path.into_inner()).await
-        }),
+        web::get().to(
+            |req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>| async move {
+                serve(req, state, &path.into_inner()).await
+            },
+        ),
     );
 }
 
-async fn serve(req: HttpRequest, state: web::Data<AppState>, name: &str) -> Result<HttpResponse, ApiError> {
+async fn serve(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    name: &str,
+) -> Result<HttpResponse, ApiError> {
     let (body, etag) = match &state.config.web_dir {
         Some(dir) => (read_from_disk(dir, name).await?, None),
         None => {
@@ -50,7 +60,9 @@ async fn serve(req: HttpRequest, state: web::Data<AppState>, name: &str) -> Resu
             .get(header::IF_NONE_MATCH)
             .is_some_and(|sent| sent.as_bytes() == etag.as_bytes());
         if fresh {
-            return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag.as_str())).finish());
+            return Ok(HttpResponse::NotModified()
+                .insert_header((header::ETAG, etag.as_str()))
+                .finish());
         }
     }
     let mime = mime_guess::from_path(name).first_or_octet_stream();
@@ -67,11 +79,16 @@ async fn serve(req: HttpRequest, state: web::Data<AppState>, name: &str) -> Resu
 
 async fn read_from_disk(dir: &Path, name: &str) -> Result<Cow<'static, [u8]>, ApiError> {
     let relative = Path::new(name);
-    if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+    if !relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
         return Err(ApiError::NotFound);
     }
     let path = dir.join(relative);
-    let bytes = web::block(move || std::fs::read(path)).await?.map_err(|_| ApiError::NotFound)?;
+    let bytes = web::block(move || std::fs::read(path))
+        .await?
+        .map_err(|_| ApiError::NotFound)?;
     Ok(Cow::Owned(bytes))
 }
 

@@ -35,14 +35,18 @@ impl FilterQuery {
         let present = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let per_page = self.per_page.unwrap_or(DEFAULT_PER_PAGE);
         if !(1..=MAX_PER_PAGE).contains(&per_page) {
-            return Err(ApiError::bad_request(format!("per_page is 1 to {MAX_PER_PAGE}")));
+            return Err(ApiError::bad_request(format!(
+                "per_page is 1 to {MAX_PER_PAGE}"
+            )));
         }
         Ok(Filter {
             user: present(self.user),
             ip: present(self.ip),
             room: present(self.room),
             action: present(self.action),
-            from: present(self.from).map(|t| parse_time(&t, false)).transpose()?,
+            from: present(self.from)
+                .map(|t| parse_time(&t, false))
+                .transpose()?,
             to: present(self.to).map(|t| parse_time(&t, true)).transpose()?,
             q: present(self.q),
             page: self.page.unwrap_or(1).max(1),
@@ -57,17 +61,27 @@ fn parse_time(text: &str, end_of_day: bool) -> Result<i64, ApiError> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.with_timezone(&Utc).timestamp_millis());
     }
-    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| ApiError::bad_request(format!("{text:?} is not an RFC 3339 time or a YYYY-MM-DD day")))?;
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ApiError::bad_request(format!(
+            "{text:?} is not an RFC 3339 time or a YYYY-MM-DD day"
+        ))
+    })?;
     let time = if end_of_day {
         NaiveTime::from_hms_milli_opt(23, 59, 59, 999)
     } else {
         Some(NaiveTime::MIN)
     };
-    Ok(day.and_time(time.unwrap_or(NaiveTime::MIN)).and_utc().timestamp_millis())
+    Ok(day
+        .and_time(time.unwrap_or(NaiveTime::MIN))
+        .and_utc()
+        .timestamp_millis())
 }
 
-async fn logs(state: web::Data<AppState>, auth: Auth, query: web::Query<FilterQuery>) -> Result<HttpResponse, ApiError> {
+async fn logs(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<FilterQuery>,
+) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ADMIN_LOGS)?;
     let filter = query.into_inner().into_filter()?;
     let page = filter.page;
@@ -90,9 +104,15 @@ mod tests {
 
     #[test]
     fn empty_values_mean_any_and_per_page_is_bounded() {
-        let q = FilterQuery { user: Some(" ".into()), ..FilterQuery::default() };
+        let q = FilterQuery {
+            user: Some(" ".into()),
+            ..FilterQuery::default()
+        };
         assert!(q.into_filter().unwrap().user.is_none());
-        let q = FilterQuery { per_page: Some(500), ..FilterQuery::default() };
+        let q = FilterQuery {
+            per_page: Some(500),
+            ..FilterQuery::default()
+        };
         assert!(q.into_filter().is_err());
     }
 }

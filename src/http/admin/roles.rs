@@ -16,7 +16,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/admin/roles", web::post().to(create_role))
         .route("/api/admin/roles/{id}", web::delete().to(delete_role))
         .route("/api/admin/roles/{id}/permissions", web::post().to(grant))
-        .route("/api/admin/roles/{id}/permissions/{name}", web::delete().to(revoke))
+        .route(
+            "/api/admin/roles/{id}/permissions/{name}",
+            web::delete().to(revoke),
+        )
         .route("/api/admin/permissions", web::get().to(list_permissions))
         .route("/api/admin/permissions", web::post().to(create_permission));
 }
@@ -57,19 +60,36 @@ async fn create_role(
     let name = validate::grant_name(&body.name)?;
     let role = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         let role = roles::create_role(conn, &name)?;
-        audit(&auth, &ip, "role_create", json!({"role": role.name, "role_id": role.id})).record(conn)?;
+        audit(
+            &auth,
+            &ip,
+            "role_create",
+            json!({"role": role.name, "role_id": role.id}),
+        )
+        .record(conn)?;
         Ok(role)
     })
     .await?;
     Ok(HttpResponse::Created().json(role))
 }
 
-async fn delete_role(state: web::Data<AppState>, auth: Auth, ip: ClientIp, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+async fn delete_role(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ip: ClientIp,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ADMIN_ROLES)?;
     let id = id.into_inner();
     db::run(&state.pool, move |conn| -> Result<(), ApiError> {
         let role = roles::delete_role(conn, id)?;
-        audit(&auth, &ip, "role_delete", json!({"role": role.name, "role_id": role.id})).record(conn)?;
+        audit(
+            &auth,
+            &ip,
+            "role_delete",
+            json!({"role": role.name, "role_id": role.id}),
+        )
+        .record(conn)?;
         Ok(())
     })
     .await?;
@@ -88,8 +108,13 @@ async fn grant(
     let permission = validate::grant_name(&body.permission)?;
     let role = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         let role = roles::grant(conn, id, &permission)?;
-        audit(&auth, &ip, "permission_assign", json!({"role": role.name, "permission": permission}))
-            .record(conn)?;
+        audit(
+            &auth,
+            &ip,
+            "permission_assign",
+            json!({"role": role.name, "permission": permission}),
+        )
+        .record(conn)?;
         Ok(role)
     })
     .await?;
@@ -106,15 +131,23 @@ async fn revoke(
     let (id, permission) = path.into_inner();
     let role = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         let role = roles::revoke(conn, id, &permission)?;
-        audit(&auth, &ip, "permission_revoke", json!({"role": role.name, "permission": permission}))
-            .record(conn)?;
+        audit(
+            &auth,
+            &ip,
+            "permission_revoke",
+            json!({"role": role.name, "permission": permission}),
+        )
+        .record(conn)?;
         Ok(role)
     })
     .await?;
     Ok(HttpResponse::Ok().json(role))
 }
 
-async fn list_permissions(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
+async fn list_permissions(
+    state: web::Data<AppState>,
+    auth: Auth,
+) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ADMIN_ROLES)?;
     let all = db::run(&state.pool, |conn| roles::list_permissions(conn)).await?;
     Ok(HttpResponse::Ok().json(json!({"permissions": all})))
@@ -130,7 +163,13 @@ async fn create_permission(
     let name = validate::grant_name(&body.name)?;
     let permission = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         let permission = roles::create_permission(conn, &name)?;
-        audit(&auth, &ip, "permission_create", json!({"permission": permission.name})).record(conn)?;
+        audit(
+            &auth,
+            &ip,
+            "permission_create",
+            json!({"permission": permission.name}),
+        )
+        .record(conn)?;
         Ok(permission)
     })
     .await?;

@@ -1,0 +1,280 @@
+//! The integration-test fixture: the real `switchboard` binary started on an
+//! ephemeral port with a temporary data directory, and real HTTP and
+//! WebSocket clients that speak to it as a browser would.
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of the fixture"
+)]
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const ADMIN_EMAIL: &str = "admin@example.org";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Test settings: fast bcrypt, no CAPTCHA, guests on. Tests override any key.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("BCRYPT_COST", "4"),
+    ("CAPTCHA", "false"),
+    ("ALLOW_GUESTS", "true"),
+    ("ADMIN_EMAIL", ADMIN_EMAIL),
+    ("SECRET_KEY", "integration-test-secret-key"),
+    ("LOG_FORMAT", "json"),
+    ("RUST_LOG", "info"),
+];
+
+pub struct Server {
+    pub base: String,
+    pub dir: TempDir,
+    child: Child,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(overrides: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env: Vec<(String, String)> = DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push((
+            "DATABASE_PATH".into(),
+            dir.path().join("sb.db").display().to_string(),
+        ));
+        for (k, v) in overrides {
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        let (child, base) = spawn(&env, "127.0.0.1:0").await;
+        Server {
+            base,
+            dir,
+            child,
+            env,
+        }
+    }
+
+    /// Kills the process without warning (SIGKILL) and starts it again on
+    /// the same port and data directory.
+    pub async fn kill9_and_restart(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+        let bind = self.base.trim_start_matches("http://").to_owned();
+        let (child, base) = spawn(&self.env, &bind).await;
+        self.child = child;
+        assert_eq!(base, self.base);
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns how long it took.
+    pub async fn terminate(&mut self) -> Duration {
+        let pid = self.child.id().unwrap();
+        let started = std::time::Instant::now();
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        started.elapsed()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn client(&self) -> Api {
+        Api::new(&self.base)
+    }
+
+    /// A registered, signed-in account (the first one with ADMIN_EMAIL is admin).
+    pub async fn user(&self, username: &str) -> Api {
+        self.register(username, &format!("{username}@example.org"))
+            .await
+    }
+
+    pub async fn admin(&self) -> Api {
+        self.register("admin", ADMIN_EMAIL).await
+    }
+
+    pub async fn register(&self, username: &str, email: &str) -> Api {
+        let mut api = self.client();
+        let (status, body) = api
+            .post(
+                "/api/auth/register",
+                json!({"username": username, "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "register {username}: {body}");
+        api
+    }
+
+    pub async fn guest(&self, name: &str) -> Api {
+        let mut api = self.client();
+        let (status, body) = api.post("/api/auth/guest", json!({"name": name})).await;
+        assert_eq!(status, StatusCode::OK, "guest {name}: {body}");
+        api
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn spawn(env: &[(String, String)], bind: &str) -> (Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND", bind)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Ok(entry) = serde_json::from_str::<Value>(&line) {
+                if entry["message"] == "listening" {
+                    return entry["addr"].as_str().unwrap().to_owned();
+                }
+            }
+            eprintln!("server: {line}");
+        }
+        panic!("the server exited before listening");
+    })
+    .await
+    .expect("the server did not start within 30 s");
+    // Keep draining the server's log so it never blocks on a full pipe.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if std::env::var_os("SB_TEST_LOG").is_some() {
+                eprintln!("server: {line}");
+            }
+        }
+    });
+    (child, format!("http://{addr}"))
+}
+
+/// A browser-like client: a cookie jar, the server's Origin on every
+/// request, and the session's CSRF token on state-changing ones.
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub jar: Arc<Jar>,
+    pub csrf: Option<String>,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Api {
+            base: base.to_owned(),
+            http,
+            jar,
+            csrf: None,
+        }
+    }
+
+    /// The `sb_session` cookie's value, if any.
+    pub fn session_cookie(&self) -> Option<String> {
+        let url = self.base.parse().unwrap();
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .unwrap()
+            .split("; ")
+            .find_map(|c| c.strip_prefix("sb_session=").map(str::to_owned))
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header("Origin", &self.base);
+        if method != Method::GET {
+            if let Some(token) = &self.csrf {
+                req = req.header("X-CSRF-Token", token);
+            }
+        }
+        req
+    }
+
+    /// Sends and returns the status and the body as JSON (Null when empty),
+    /// remembering any CSRF token the server hands out.
+    pub async fn send(&mut self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let response = req.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if let Some(token) = body.get("csrf_token").and_then(Value::as_str) {
+            self.csrf = Some(token.to_owned());
+        }
+        (status, body)
+    }
+
+    pub async fn get(&mut self, path: &str) -> (StatusCode, Value) {
+        let req = self.request(Method::GET, path);
+        self.send(req).await
+    }
+
+    pub async fn post(&mut self, path: &str, body: Value) -> (StatusCode, Value) {
+        let req = self.request(Method::POST, path).json(&body);
+        self.send(req).await
+    }
+
+    pub async fn patch(&mut self, path: &str, body: Value) -> (StatusCode, Value) {
+        let req = self.request(Method::PATCH, path).json(&body);
+        self.send(req).await
+    }
+
+    pub async fn delete(&mut self, path: &str) -> (StatusCode, Value) {
+        let req = self.request(Method::DELETE, path);
+        self.send(req).await
+    }
+
+    pub async fn me(&mut self) -> Value {
+        let (status, body) = self.get("/api/me").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["user"].clone()
+    }
+}
+
+/// Asserts the contract's error shape and code.
+#[track_caller]
+pub fn assert_error(status: StatusCode, body: &Value, expected_status: u16, code: &str) {
+    assert_eq!(status.as_u16(), expected_status, "body: {body}");
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(body["error"]["message"].is_string(), "body: {body}");
+}
