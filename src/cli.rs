@@ -13,11 +13,7 @@ use crate::db::{self, audit::Event, roles, users, DbError};
 use crate::error::ApiError;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "switchboard",
-    version,
-    about = "Self-hosted voice-and-chat intercom"
-)]
+#[command(name = "switchboard", version, about = "Self-hosted voice-and-chat intercom")]
 pub struct Cli {
     /// A TOML file with configuration keys (environment variables override it).
     #[arg(long, global = true, value_name = "FILE")]
@@ -116,17 +112,12 @@ pub fn user(config: &Config, command: &UserCommand) -> Result<(), CliError> {
     }
 }
 
-fn create_user(
-    config: &Config,
-    conn: &mut rusqlite::Connection,
-    args: &CreateUser,
-) -> Result<(), CliError> {
+fn create_user(config: &Config, conn: &mut rusqlite::Connection, args: &CreateUser) -> Result<(), CliError> {
     let username = validate::username(&args.username)?;
     let email = validate::email(&args.email)?;
     let secret = read_password()?;
     validate::password(&secret)?;
-    let hash =
-        password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
+    let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
     let account = users::NewAccount {
         display_name: username.clone(),
         username,
@@ -176,8 +167,7 @@ fn set_admin(conn: &rusqlite::Connection, username: &str, admin: bool) -> Result
 pub fn hash_password(config: &Config) -> Result<(), CliError> {
     let secret = read_password()?;
     validate::password(&secret)?;
-    let hash =
-        password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
+    let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
     println!("{hash}");
     Ok(())
 }

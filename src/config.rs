@@ -48,6 +48,8 @@ const KEYS: &[&str] = &[
     "TURN_CREDENTIAL",
     "TURN_TTL_SECONDS",
     "MAX_UPLOAD_MB",
+    "WS_MAX_PER_USER",
+    "WS_MAX_PER_IP",
     "LOG_FORMAT",
     "WEB_DIR",
 ];
@@ -132,6 +134,9 @@ pub struct Config {
     pub stun_urls: Vec<String>,
     pub turn: Option<TurnConfig>,
     pub max_upload_bytes: u64,
+    /// Open WebSockets allowed per user and per client IP; 0 is no limit.
+    pub ws_max_per_user: u32,
+    pub ws_max_per_ip: u32,
     pub log_format: LogFormat,
     /// Serve the web client from this folder instead of the embedded copy.
     pub web_dir: Option<PathBuf>,
@@ -140,10 +145,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid TOML: {source}")]
     Toml {
         path: PathBuf,
@@ -160,10 +162,7 @@ pub enum ConfigError {
     #[error("{0}")]
     Missing(String),
     #[error("cannot use the data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { path: PathBuf, source: std::io::Error },
 }
 
 /// Raw `KEY -> value` settings, merged from every layer before parsing.
@@ -293,11 +292,7 @@ impl Config {
         });
         let bcrypt_cost = s.parse_or("BCRYPT_COST", 12u32)?;
         if !(4..=31).contains(&bcrypt_cost) {
-            return Err(invalid(
-                "BCRYPT_COST",
-                &bcrypt_cost.to_string(),
-                "must be 4 to 31",
-            ));
+            return Err(invalid("BCRYPT_COST", &bcrypt_cost.to_string(), "must be 4 to 31"));
         }
         let public_url = match s.get("PUBLIC_URL") {
             None => None,
@@ -325,6 +320,8 @@ impl Config {
             stun_urls: s.list("STUN_URLS"),
             turn: turn_config(s)?,
             max_upload_bytes: s.parse_or("MAX_UPLOAD_MB", 50u64)? * 1024 * 1024,
+            ws_max_per_user: s.parse_or("WS_MAX_PER_USER", 20)?,
+            ws_max_per_ip: s.parse_or("WS_MAX_PER_IP", 0)?,
             log_format: match s.get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
@@ -379,9 +376,7 @@ impl Config {
     }
 
     pub fn is_https(&self) -> bool {
-        self.public_url
-            .as_ref()
-            .is_some_and(|u| u.scheme() == "https")
+        self.public_url.as_ref().is_some_and(|u| u.scheme() == "https")
     }
 
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
@@ -399,9 +394,7 @@ fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
 
 fn oidc_config(s: &Settings) -> Result<Option<OidcConfig>, ConfigError> {
     let client_id = s.get("OIDC_CLIENT_ID").or(s.get("GOOGLE_CLIENT_ID"));
-    let client_secret = s
-        .get("OIDC_CLIENT_SECRET")
-        .or(s.get("GOOGLE_CLIENT_SECRET"));
+    let client_secret = s.get("OIDC_CLIENT_SECRET").or(s.get("GOOGLE_CLIENT_SECRET"));
     let Some(client_id) = client_id else {
         return Ok(None);
     };
@@ -435,9 +428,7 @@ fn turn_config(s: &Settings) -> Result<Option<TurnConfig>, ConfigError> {
             secret: Secret::new(secret),
             ttl: Duration::from_secs(s.parse_or("TURN_TTL_SECONDS", 86_400u64)?),
         }
-    } else if let (Some(username), Some(credential)) =
-        (s.get("TURN_USERNAME"), s.get("TURN_CREDENTIAL"))
-    {
+    } else if let (Some(username), Some(credential)) = (s.get("TURN_USERNAME"), s.get("TURN_CREDENTIAL")) {
         TurnAuth::Static {
             username: username.to_owned(),
             credential: Secret::new(credential),
@@ -512,14 +503,8 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors() {
         let mut s = Settings::default();
-        assert!(matches!(
-            s.set("NOPE", "1"),
-            Err(ConfigError::UnknownKey(_))
-        ));
-        assert!(
-            s.set("max_users", "3").is_ok(),
-            "lower-case keys are accepted"
-        );
+        assert!(matches!(s.set("NOPE", "1"), Err(ConfigError::UnknownKey(_))));
+        assert!(s.set("max_users", "3").is_ok(), "lower-case keys are accepted");
     }
 
     #[test]
@@ -554,11 +539,7 @@ mod tests {
     #[test]
     fn oidc_needs_both_id_and_secret_and_defaults_to_google() {
         assert!(Config::from_settings(&settings(&[("GOOGLE_CLIENT_ID", "x")])).is_err());
-        let c = Config::from_settings(&settings(&[
-            ("GOOGLE_CLIENT_ID", "x"),
-            ("GOOGLE_CLIENT_SECRET", "y"),
-        ]))
-        .unwrap();
+        let c = Config::from_settings(&settings(&[("GOOGLE_CLIENT_ID", "x"), ("GOOGLE_CLIENT_SECRET", "y")])).unwrap();
         let oidc = c.oidc.unwrap();
         assert_eq!(oidc.issuer.as_str(), "https://accounts.google.com/");
         assert_eq!(oidc.name, "Google");
@@ -580,8 +561,7 @@ mod tests {
 
     #[test]
     fn trusted_proxies_accept_addresses_and_networks() {
-        let c = Config::from_settings(&settings(&[("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]))
-            .unwrap();
+        let c = Config::from_settings(&settings(&[("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")])).unwrap();
         assert!(c.is_trusted_proxy("10.1.2.3".parse().unwrap()));
         assert!(c.is_trusted_proxy("127.0.0.1".parse().unwrap()));
         assert!(!c.is_trusted_proxy("127.0.0.2".parse().unwrap()));

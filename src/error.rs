@@ -81,14 +81,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::CaptchaFailed => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated | Self::InvalidCredentials | Self::TotpRequired => {
-                StatusCode::UNAUTHORIZED
+            Self::Unauthenticated | Self::InvalidCredentials | Self::TotpRequired => StatusCode::UNAUTHORIZED,
+            Self::Csrf | Self::Forbidden | Self::Banned { .. } | Self::GuestsDisabled | Self::UserLimit => {
+                StatusCode::FORBIDDEN
             }
-            Self::Csrf
-            | Self::Forbidden
-            | Self::Banned { .. }
-            | Self::GuestsDisabled
-            | Self::UserLimit => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -117,9 +113,7 @@ impl From<DbError> for ApiError {
             DbError::Conflict(what) => Self::Conflict(what),
             DbError::Invalid(what) => Self::BadRequest(what),
             DbError::UserLimit => Self::UserLimit,
-            DbError::Sqlite(_) | DbError::Pool(_) | DbError::Schema(_) | DbError::Blocking(_) => {
-                Self::internal(err)
-            }
+            DbError::Sqlite(_) | DbError::Pool(_) | DbError::Schema(_) | DbError::Blocking(_) => Self::internal(err),
         }
     }
 }
@@ -147,10 +141,7 @@ mod tests {
 
     #[test]
     fn rate_limited_carries_retry_after() {
-        let response = ApiError::RateLimited {
-            retry_after_secs: 42,
-        }
-        .error_response();
+        let response = ApiError::RateLimited { retry_after_secs: 42 }.error_response();
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "42");
     }

@@ -29,9 +29,7 @@ impl Actor for Janitor {
             let pool = janitor.pool.clone();
             let lifetimes = janitor.lifetimes;
             actix::spawn(async move {
-                let swept =
-                    crate::db::run(&pool, move |conn| sessions::purge_expired(conn, lifetimes))
-                        .await;
+                let swept = crate::db::run(&pool, move |conn| sessions::purge_expired(conn, lifetimes)).await;
                 match swept {
                     Ok(0) => {}
                     Ok(count) => tracing::info!(count, "expired sessions removed"),

@@ -11,5 +11,6 @@ pub mod ids;
 pub mod janitor;
 pub mod logging;
 pub mod metrics;
+pub mod realtime;
 pub mod server;
 pub mod state;

@@ -22,11 +22,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let counters: [(&str, &str, &AtomicU64); 6] = [
-            (
-                "switchboard_logins_total",
-                "Successful sign-ins",
-                &self.logins,
-            ),
+            ("switchboard_logins_total", "Successful sign-ins", &self.logins),
             (
                 "switchboard_login_failures_total",
                 "Failed password logins",

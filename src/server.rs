@@ -2,6 +2,8 @@
 //! here, before `HttpServer::new`; every worker gets clones of their handles.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Actor;
 use actix_web::middleware::from_fn;
@@ -12,14 +14,20 @@ use crate::auth::captcha::CaptchaStore;
 use crate::auth::limiter::SlidingWindow;
 use crate::auth::oidc::{OidcError, OidcProvider};
 use crate::config::{Config, ConfigError};
+use crate::db::writer::Writer;
 use crate::db::{self, DbError};
 use crate::http::{self, guard};
 use crate::janitor::Janitor;
 use crate::metrics::Metrics;
+use crate::realtime::monitor::AdminMonitor;
+use crate::realtime::registry::{SessionRegistry, Shutdown};
 use crate::state::AppState;
 
-/// Seconds that in-flight requests get to finish after SIGTERM.
-const SHUTDOWN_GRACE_SECS: u64 = 8;
+/// Seconds that in-flight requests get to finish after SIGTERM; with the
+/// sockets' goodbye and the final flush, the process exits within 10 s.
+const SHUTDOWN_GRACE_SECS: u64 = 7;
+/// Time for sessions to send their goodbye frames before the server stops.
+const GOODBYE_GRACE: Duration = Duration::from_millis(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -28,10 +36,7 @@ pub enum StartError {
     #[error("database {path}: {source}")]
     Database { path: String, source: DbError },
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("OIDC: {0}")]
     Oidc(#[from] OidcError),
     #[error("server: {0}")]
@@ -52,28 +57,36 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let bound = listener.local_addr()?;
     let public = config.public_base(bound);
     let origin = public.origin().ascii_serialization();
-    let oidc = config
-        .oidc
-        .clone()
-        .map(|c| OidcProvider::new(c, &public))
-        .transpose()?;
+    let oidc = config.oidc.clone().map(|c| OidcProvider::new(c, &public)).transpose()?;
+
+    let database_error = |source| StartError::Database {
+        path: config.database_path.display().to_string(),
+        source,
+    };
+    let writer = Writer::start(pool.clone()).map_err(database_error)?;
+    let metrics = Arc::new(Metrics::default());
+    let monitor = AdminMonitor::default().start();
+    let registry = SessionRegistry::new(monitor.clone(), writer.clone(), pool.clone(), metrics.clone()).start();
 
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),
         guest_logins: SlidingWindow::per_minute(config.guest_rate_per_min),
         captcha: CaptchaStore::default(),
-        metrics: Metrics::default(),
+        metrics,
         origin: origin.clone(),
         secret,
         pool: pool.clone(),
         oidc,
+        writer: writer.clone(),
+        registry: registry.clone(),
+        monitor,
         config,
     });
     Janitor::new(pool, state.lifetimes()).start();
 
     tracing::info!(addr = %bound, public_url = %public, database = %state.config.database_path.display(), "listening");
     let app_state = state.clone();
-    HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
             .wrap(from_fn(guard::csrf))
@@ -84,8 +97,44 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     })
     .listen(listener)?
     .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-    .run()
-    .await?;
+    .disable_signals()
+    .run();
+    actix_web::rt::spawn(stop_on_signal(server.handle(), registry));
+    server.await?;
+    // Everything queued (audit events of the last sessions) is committed.
+    writer.flush().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// On SIGTERM or Ctrl-C: tell every session the server is restarting, then
+/// stop accepting and let in-flight requests finish.
+async fn stop_on_signal(server: actix_web::dev::ServerHandle, registry: actix::Addr<SessionRegistry>) {
+    wait_for_signal().await;
+    tracing::info!("stopping on signal");
+    let told = registry
+        .send(Shutdown {
+            reason: "the server is restarting; reconnect in a moment".into(),
+        })
+        .await
+        .unwrap_or(0);
+    tracing::info!(sessions = told, "sessions told to reconnect");
+    actix_web::rt::time::sleep(GOODBYE_GRACE).await;
+    server.stop(true).await;
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -1,13 +1,20 @@
 //! What every handler shares: configuration, the database pool, the
 //! in-memory sign-in guards and the live actors. Built once in `server::run`.
 
+use std::sync::Arc;
+
+use actix::Addr;
+
 use crate::auth::captcha::CaptchaStore;
 use crate::auth::limiter::SlidingWindow;
 use crate::auth::oidc::OidcProvider;
 use crate::config::{Config, Secret};
 use crate::db::sessions::Lifetimes;
+use crate::db::writer::Writer;
 use crate::db::Pool;
 use crate::metrics::Metrics;
+use crate::realtime::monitor::AdminMonitor;
+use crate::realtime::registry::SessionRegistry;
 
 pub struct AppState {
     pub config: Config,
@@ -21,7 +28,11 @@ pub struct AppState {
     /// Guest logins, keyed by IP.
     pub guest_logins: SlidingWindow,
     pub oidc: Option<OidcProvider>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Commits chat messages and audit events from the live path.
+    pub writer: Writer,
+    pub registry: Addr<SessionRegistry>,
+    pub monitor: Addr<AdminMonitor>,
 }
 
 impl AppState {

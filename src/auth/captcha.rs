@@ -73,9 +73,7 @@ impl CaptchaStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Challenge>> {
         // A panic while holding this lock cannot leave the map inconsistent.
-        self.open
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     #[cfg(test)]

@@ -69,11 +69,7 @@ impl SlidingWindow {
         }
         let mut events = self.lock();
         if events.len() > SWEEP_ABOVE_KEYS {
-            events.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < self.window)
-            });
+            events.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < self.window));
         }
         let times = events.entry(key.to_owned()).or_default();
         self.expire(times, now);
@@ -81,18 +77,13 @@ impl SlidingWindow {
     }
 
     fn expire(&self, times: &mut VecDeque<Instant>, now: Instant) {
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
+        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
             times.pop_front();
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Instant>>> {
-        self.events
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType};
 use openidconnect::{
-    reqwest, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope,
+    reqwest, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
 };
 use tokio::sync::OnceCell;
 use url::Url;
@@ -24,14 +23,8 @@ const PENDING_TTL: Duration = Duration::from_secs(600);
 const MAX_PENDING: usize = 10_000;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
-type DiscoveredClient = CoreClient<
-    EndpointSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointMaybeSet,
-    EndpointMaybeSet,
->;
+type DiscoveredClient =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
@@ -57,9 +50,7 @@ impl OidcError {
         match self {
             Self::EmailUnverified | Self::NoEmail => "email_unverified",
             Self::UnknownState => "oidc_expired",
-            Self::Discovery(_) | Self::Provider(_) | Self::Exchange(_) | Self::InvalidToken(_) => {
-                "oidc_failed"
-            }
+            Self::Discovery(_) | Self::Provider(_) | Self::Exchange(_) | Self::InvalidToken(_) => "oidc_failed",
         }
     }
 }
@@ -124,9 +115,7 @@ impl OidcProvider {
                 Ok(CoreClient::from_provider_metadata(
                     metadata,
                     ClientId::new(self.config.client_id.clone()),
-                    Some(ClientSecret::new(
-                        self.config.client_secret.expose().to_owned(),
-                    )),
+                    Some(ClientSecret::new(self.config.client_secret.expose().to_owned())),
                 )
                 .set_redirect_uri(self.redirect.clone()))
             })
@@ -167,12 +156,7 @@ impl OidcProvider {
 
     /// Completes a sign-in from the provider's redirect. `cookie_state` is
     /// the state this browser was given by [`begin`](Self::begin).
-    pub async fn finish(
-        &self,
-        state: &str,
-        cookie_state: &str,
-        code: &str,
-    ) -> Result<Identity, OidcError> {
+    pub async fn finish(&self, state: &str, cookie_state: &str, code: &str) -> Result<Identity, OidcError> {
         if cookie_state.is_empty() || !constant_time_eq(state, cookie_state) {
             return Err(OidcError::UnknownState);
         }
@@ -202,17 +186,12 @@ impl OidcProvider {
             issuer: claims.issuer().to_string(),
             subject: claims.subject().to_string(),
             email: email.to_string(),
-            name: claims
-                .name()
-                .and_then(|n| n.get(None))
-                .map(|n| n.to_string()),
+            name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
         })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

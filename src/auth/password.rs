@@ -15,11 +15,7 @@ fn bcrypt_input(password: &str) -> Cow<'_, [u8]> {
     if password.len() < BCRYPT_MAX_BYTES {
         Cow::Borrowed(password.as_bytes())
     } else {
-        Cow::Owned(
-            STANDARD
-                .encode(Sha256::digest(password.as_bytes()))
-                .into_bytes(),
-        )
+        Cow::Owned(STANDARD.encode(Sha256::digest(password.as_bytes())).into_bytes())
     }
 }
 

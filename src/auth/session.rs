@@ -67,9 +67,7 @@ impl FromRequest for Auth {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
             let token = token.ok_or(ApiError::Unauthenticated)?;
-            Auth::resume(&state, token)
-                .await?
-                .ok_or(ApiError::Unauthenticated)
+            Auth::resume(&state, token).await?.ok_or(ApiError::Unauthenticated)
         })
     }
 }
@@ -110,14 +108,7 @@ pub fn start(
     user_agent: &str,
 ) -> Result<NewSession, DbError> {
     let token = random_token(TOKEN_BYTES);
-    sessions::create(
-        conn,
-        &token_hash(&token),
-        user,
-        ip,
-        user_agent,
-        state.lifetimes(),
-    )?;
+    sessions::create(conn, &token_hash(&token), user, ip, user_agent, state.lifetimes())?;
     Ok(NewSession {
         token,
         user: users::get(conn, user)?,

@@ -33,9 +33,7 @@ pub fn promote_if_admin_email(
     email: Option<&str>,
 ) -> Result<(), DbError> {
     match (&state.config.admin_email, email) {
-        (Some(admin), Some(email)) if *admin == normalise_email(email) => {
-            roles::add_role(conn, user, roles::ADMIN)
-        }
+        (Some(admin), Some(email)) if *admin == normalise_email(email) => roles::add_role(conn, user, roles::ADMIN),
         _ => Ok(()),
     }
 }

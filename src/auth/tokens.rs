@@ -27,10 +27,7 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 /// The CSRF token of a session: an HMAC of its cookie token under the server
 /// key, so it needs no storage and cannot be forged without the key.
 pub fn csrf_token(secret: &str, session_token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(hmac_sha256(
-        secret.as_bytes(),
-        &[b"csrf:", session_token.as_bytes()],
-    ))
+    URL_SAFE_NO_PAD.encode(hmac_sha256(secret.as_bytes(), &[b"csrf:", session_token.as_bytes()]))
 }
 
 #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
@@ -57,10 +54,7 @@ pub fn readable_code(len: usize) -> String {
 /// A fresh room code such as `k7mq-x3tn-9wbe`.
 pub fn room_code() -> String {
     let code = readable_code(ROOM_CODE_LEN);
-    let groups: Vec<&str> = (0..ROOM_CODE_LEN)
-        .step_by(4)
-        .map(|i| &code[i..i + 4])
-        .collect();
+    let groups: Vec<&str> = (0..ROOM_CODE_LEN).step_by(4).map(|i| &code[i..i + 4]).collect();
     groups.join("-")
 }
 

@@ -106,14 +106,7 @@ mod tests {
     #[test]
     fn usernames() {
         assert_eq!(username(" Ann_1.x-y ").unwrap(), "Ann_1.x-y");
-        for bad in [
-            "ab",
-            &"a".repeat(33),
-            "ann smith",
-            "ann<script>",
-            "élodie",
-            "a'; --",
-        ] {
+        for bad in ["ab", &"a".repeat(33), "ann smith", "ann<script>", "élodie", "a'; --"] {
             assert!(username(bad).is_err(), "{bad}");
         }
     }
@@ -121,16 +114,7 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(email(" Ann@Example.ORG ").unwrap(), "ann@example.org");
-        for bad in [
-            "",
-            "ann",
-            "ann@",
-            "@x.org",
-            "a@b",
-            "a b@x.org",
-            "a@x.org.",
-            "<a@x.org>",
-        ] {
+        for bad in ["", "ann", "ann@", "@x.org", "a@b", "a b@x.org", "a@x.org.", "<a@x.org>"] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

@@ -162,10 +162,7 @@ pub fn search(conn: &Connection, filter: &Filter) -> Result<(Vec<Entry>, i64), D
         |r| r.get(0),
     )?;
     let mut values = w.params.clone();
-    values.extend([
-        Value::Integer(filter.limit()),
-        Value::Integer(filter.offset()),
-    ]);
+    values.extend([Value::Integer(filter.limit()), Value::Integer(filter.offset())]);
     let mut stmt = conn.prepare(&format!(
         "SELECT id, ts, user_id, username, ip, action, room, target_user_id, details
          FROM audit_log {} ORDER BY id DESC LIMIT ? OFFSET ?",
@@ -194,11 +191,7 @@ mod tests {
     fn filters_combine() {
         let conn = memory();
         let ann = crate::db::users::create_guest(&conn, "ann", "Ann").unwrap();
-        Event::new("login")
-            .by(ann, "ann")
-            .ip("10.0.0.1")
-            .record(&conn)
-            .unwrap();
+        Event::new("login").by(ann, "ann").ip("10.0.0.1").record(&conn).unwrap();
         Event::new("login_failed")
             .by_name("bob")
             .ip("10.0.0.2")
@@ -257,9 +250,7 @@ mod tests {
             ..filter()
         };
         assert_eq!(search(&conn, &f).unwrap().1, 1);
-        let users: i64 = conn
-            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
-            .unwrap();
+        let users: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).unwrap();
         assert_eq!(users, 0);
     }
 }

@@ -45,11 +45,7 @@ fn ban_from_row(row: &Row<'_>) -> rusqlite::Result<Ban> {
 }
 
 /// The active ban that covers this user or this IP, if any.
-pub fn active_for(
-    conn: &Connection,
-    user: Option<UserId>,
-    ip: Option<&str>,
-) -> Result<Option<Ban>, DbError> {
+pub fn active_for(conn: &Connection, user: Option<UserId>, ip: Option<&str>) -> Result<Option<Ban>, DbError> {
     if user.is_none() && ip.is_none() {
         return Ok(None);
     }
@@ -64,26 +60,27 @@ pub fn active_for(
 pub fn create(conn: &Connection, ban: &NewBan) -> Result<Ban, DbError> {
     conn.execute(
         "INSERT INTO bans (user_id, ip, reason, created_at, expires_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![ban.user_id, ban.ip, ban.reason, now_ms(), ban.expires_at, ban.created_by],
+        params![
+            ban.user_id,
+            ban.ip,
+            ban.reason,
+            now_ms(),
+            ban.expires_at,
+            ban.created_by
+        ],
     )?;
     get(conn, conn.last_insert_rowid())
 }
 
 pub fn get(conn: &Connection, id: i64) -> Result<Ban, DbError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM bans WHERE id = ?1"),
-        [id],
-        ban_from_row,
-    )
-    .optional()?
-    .ok_or(DbError::NotFound)
+    conn.query_row(&format!("SELECT {COLUMNS} FROM bans WHERE id = ?1"), [id], ban_from_row)
+        .optional()?
+        .ok_or(DbError::NotFound)
 }
 
 /// Every ban in force, newest first.
 pub fn list_active(conn: &Connection) -> Result<Vec<Ban>, DbError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM bans WHERE {ACTIVE} ORDER BY id DESC"
-    ))?;
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM bans WHERE {ACTIVE} ORDER BY id DESC"))?;
     let rows = stmt.query_map([now_ms()], ban_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -122,15 +119,9 @@ mod tests {
         let target = users::create_guest(&conn, "target-g", "T").unwrap();
         let by_user = create(&conn, &ban(Some(target), None, None, admin)).unwrap();
         create(&conn, &ban(None, Some("10.9.9.9"), None, admin)).unwrap();
-        assert!(active_for(&conn, Some(target), Some("127.0.0.1"))
-            .unwrap()
-            .is_some());
-        assert!(active_for(&conn, Some(admin), Some("10.9.9.9"))
-            .unwrap()
-            .is_some());
-        assert!(active_for(&conn, Some(admin), Some("127.0.0.1"))
-            .unwrap()
-            .is_none());
+        assert!(active_for(&conn, Some(target), Some("127.0.0.1")).unwrap().is_some());
+        assert!(active_for(&conn, Some(admin), Some("10.9.9.9")).unwrap().is_some());
+        assert!(active_for(&conn, Some(admin), Some("127.0.0.1")).unwrap().is_none());
         lift(&conn, by_user.id).unwrap();
         assert!(active_for(&conn, Some(target), None).unwrap().is_none());
         assert!(matches!(lift(&conn, by_user.id), Err(DbError::NotFound)));
@@ -141,11 +132,7 @@ mod tests {
     fn expired_bans_are_not_active() {
         let conn = memory();
         let admin = users::create_guest(&conn, "admin-g", "A").unwrap();
-        create(
-            &conn,
-            &ban(None, Some("10.1.1.1"), Some(now_ms() - 1), admin),
-        )
-        .unwrap();
+        create(&conn, &ban(None, Some("10.1.1.1"), Some(now_ms() - 1), admin)).unwrap();
         assert!(active_for(&conn, None, Some("10.1.1.1")).unwrap().is_none());
     }
 }

@@ -61,10 +61,7 @@ impl Where {
 /// A `LIKE` pattern matching `text` anywhere, with its wildcards escaped
 /// (used with `ESCAPE '\'`).
 pub fn contains_pattern(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
+    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     format!("%{escaped}%")
 }
 

@@ -5,10 +5,12 @@
 pub mod audit;
 pub mod bans;
 pub mod filter;
+pub mod messages;
 pub mod roles;
 pub mod rooms;
 pub mod sessions;
 pub mod users;
+pub mod writer;
 
 use std::path::Path;
 use std::time::Duration;
@@ -65,8 +67,7 @@ impl DbError {
 /// to date and returns a pool whose connections all carry the same settings.
 pub fn open(path: &Path) -> Result<Pool, DbError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| DbError::Schema(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| DbError::Schema(format!("cannot create {}: {e}", dir.display())))?;
     }
     let manager = SqliteConnectionManager::file(path).with_init(configure_connection);
     let pool = r2d2::Pool::builder().max_size(POOL_SIZE).build(manager)?;
@@ -95,11 +96,9 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, DbError> {
         )));
     }
     if version == 0 {
-        let tables: i64 = conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-            [],
-            |r| r.get(0),
-        )?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| {
+            r.get(0)
+        })?;
         if tables > 0 {
             return Err(DbError::Schema(
                 "the database has tables but no switchboard schema version".into(),
@@ -181,14 +180,10 @@ mod tests {
     #[test]
     fn fresh_database_is_at_the_latest_version_with_its_lobby() {
         let conn = testing::memory();
-        let version: u32 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
+        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, LATEST_VERSION);
         let lobby: String = conn
-            .query_row("SELECT name FROM rooms WHERE code = 'lobby'", [], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT name FROM rooms WHERE code = 'lobby'", [], |r| r.get(0))
             .unwrap();
         assert_eq!(lobby, "Lobby");
     }
@@ -202,8 +197,7 @@ mod tests {
     #[test]
     fn refuses_a_newer_database() {
         let mut conn = testing::memory();
-        conn.pragma_update(None, "user_version", LATEST_VERSION + 1)
-            .unwrap();
+        conn.pragma_update(None, "user_version", LATEST_VERSION + 1).unwrap();
         let err = migrate(&mut conn).unwrap_err();
         assert!(err.to_string().contains("newer"), "{err}");
     }
@@ -220,13 +214,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = open(&dir.path().join("nested/sb.db")).unwrap();
         let conn = pool.get().unwrap();
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .unwrap();
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
-        let fk: i64 = conn
-            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
-            .unwrap();
+        let fk: i64 = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
         assert_eq!(fk, 1);
     }
 }

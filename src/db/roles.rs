@@ -61,11 +61,7 @@ pub fn grants_of(conn: &Connection, user: UserId) -> Result<Grants, DbError> {
     })
 }
 
-fn strings(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> Result<Vec<String>, DbError> {
+fn strings(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>, DbError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params, |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -97,10 +93,7 @@ pub fn remove_role(conn: &Connection, user: UserId, role: &str) -> Result<(), Db
 
 /// Replaces the user's roles with exactly `names`; unknown names are invalid.
 pub fn set_roles(conn: &Connection, user: UserId, names: &[String]) -> Result<(), DbError> {
-    let ids = names
-        .iter()
-        .map(|n| role_id(conn, n))
-        .collect::<Result<Vec<_>, _>>()?;
+    let ids = names.iter().map(|n| role_id(conn, n)).collect::<Result<Vec<_>, _>>()?;
     conn.execute("DELETE FROM user_roles WHERE user_id = ?1", [user])?;
     for id in ids {
         conn.execute(
@@ -120,8 +113,7 @@ pub fn count_admins(conn: &Connection) -> Result<i64, DbError> {
 }
 
 pub fn list_roles(conn: &Connection) -> Result<Vec<Role>, DbError> {
-    let mut stmt =
-        conn.prepare("SELECT id, name, builtin FROM roles ORDER BY builtin DESC, name")?;
+    let mut stmt = conn.prepare("SELECT id, name, builtin FROM roles ORDER BY builtin DESC, name")?;
     let roles = stmt
         .query_map([], |r| {
             Ok(Role {
@@ -132,10 +124,7 @@ pub fn list_roles(conn: &Connection) -> Result<Vec<Role>, DbError> {
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    roles
-        .into_iter()
-        .map(|role| with_permissions(conn, role))
-        .collect()
+    roles.into_iter().map(|role| with_permissions(conn, role)).collect()
 }
 
 fn with_permissions(conn: &Connection, mut role: Role) -> Result<Role, DbError> {
@@ -154,18 +143,14 @@ fn with_permissions(conn: &Connection, mut role: Role) -> Result<Role, DbError> 
 
 pub fn get_role(conn: &Connection, id: i64) -> Result<Role, DbError> {
     let role = conn
-        .query_row(
-            "SELECT id, name, builtin FROM roles WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(Role {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    builtin: r.get(2)?,
-                    permissions: Vec::new(),
-                })
-            },
-        )
+        .query_row("SELECT id, name, builtin FROM roles WHERE id = ?1", [id], |r| {
+            Ok(Role {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                builtin: r.get(2)?,
+                permissions: Vec::new(),
+            })
+        })
         .optional()?
         .ok_or(DbError::NotFound)?;
     with_permissions(conn, role)
@@ -213,11 +198,7 @@ pub fn create_permission(conn: &Connection, name: &str) -> Result<Permission, Db
 pub fn grant(conn: &Connection, role: i64, permission: &str) -> Result<Role, DbError> {
     let target = get_role(conn, role)?;
     let permission_id: i64 = conn
-        .query_row(
-            "SELECT id FROM permissions WHERE name = ?1",
-            [permission],
-            |r| r.get(0),
-        )
+        .query_row("SELECT id FROM permissions WHERE name = ?1", [permission], |r| r.get(0))
         .optional()?
         .ok_or_else(|| DbError::Invalid(format!("there is no permission named {permission:?}")))?;
     if target.name != ADMIN {
@@ -233,9 +214,7 @@ pub fn grant(conn: &Connection, role: i64, permission: &str) -> Result<Role, DbE
 pub fn revoke(conn: &Connection, role: i64, permission: &str) -> Result<Role, DbError> {
     let target = get_role(conn, role)?;
     if target.name == ADMIN {
-        return Err(DbError::Conflict(
-            "the admin role always holds every permission".into(),
-        ));
+        return Err(DbError::Conflict("the admin role always holds every permission".into()));
     }
     conn.execute(
         "DELETE FROM role_permissions WHERE role_id = ?1
@@ -274,14 +253,8 @@ mod tests {
             .unwrap()
             .permissions
             .contains(&"sessions.kick".to_owned()));
-        assert!(revoke(&conn, role.id, "sessions.kick")
-            .unwrap()
-            .permissions
-            .is_empty());
-        assert!(matches!(
-            grant(&conn, role.id, "nope"),
-            Err(DbError::Invalid(_))
-        ));
+        assert!(revoke(&conn, role.id, "sessions.kick").unwrap().permissions.is_empty());
+        assert!(matches!(grant(&conn, role.id, "nope"), Err(DbError::Invalid(_))));
     }
 
     #[test]
@@ -292,10 +265,7 @@ mod tests {
             .into_iter()
             .find(|r| r.name == ADMIN)
             .unwrap();
-        assert!(matches!(
-            delete_role(&conn, admin.id),
-            Err(DbError::Conflict(_))
-        ));
+        assert!(matches!(delete_role(&conn, admin.id), Err(DbError::Conflict(_))));
         let extra = create_role(&conn, "temp").unwrap();
         assert_eq!(delete_role(&conn, extra.id).unwrap().name, "temp");
     }

@@ -60,9 +60,7 @@ mod tests {
     fn a_code_collision_is_retried() {
         let conn = memory();
         let owner = users::create_guest(&conn, "g-1", "G").unwrap();
-        let mut codes = ["lobby", "lobby", "abcd-efgh-jkmn"]
-            .into_iter()
-            .map(String::from);
+        let mut codes = ["lobby", "lobby", "abcd-efgh-jkmn"].into_iter().map(String::from);
         let room = create(&conn, "Team", owner, || codes.next().unwrap_or_default()).unwrap();
         assert_eq!(room.code.as_str(), "abcd-efgh-jkmn");
         assert_eq!(get(&conn, "lobby").unwrap().name, "Lobby");

@@ -40,24 +40,13 @@ pub fn create(
 
 /// The live session for `token_hash`, recording activity. A session past its
 /// idle timeout or absolute lifetime is deleted and not returned.
-pub fn resume(
-    conn: &Connection,
-    token_hash: &[u8],
-    lifetimes: Lifetimes,
-) -> Result<Option<SessionRow>, DbError> {
+pub fn resume(conn: &Connection, token_hash: &[u8], lifetimes: Lifetimes) -> Result<Option<SessionRow>, DbError> {
     let now = now_ms();
     let found = conn
         .query_row(
             "SELECT id, user_id, last_seen_at, expires_at FROM sessions WHERE token_hash = ?1",
             [token_hash],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            },
+            |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)),
         )
         .optional()?;
     let Some((id, user_id, last_seen, expires_at)) = found else {
@@ -73,13 +62,14 @@ pub fn resume(
     Ok(Some(SessionRow { id, user_id }))
 }
 
-/// Records activity (an open WebSocket counts).
-pub fn touch(conn: &Connection, id: i64) -> Result<(), DbError> {
-    conn.execute(
-        "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1",
+/// Records activity (an open WebSocket counts). False when the session has
+/// ended or passed its absolute lifetime.
+pub fn touch(conn: &Connection, id: i64) -> Result<bool, DbError> {
+    let changed = conn.execute(
+        "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND expires_at > ?2",
         params![id, now_ms()],
     )?;
-    Ok(())
+    Ok(changed == 1)
 }
 
 pub fn delete(conn: &Connection, id: i64) -> Result<(), DbError> {
@@ -128,11 +118,8 @@ mod tests {
         let user = users::create_guest(&conn, "g-1", "G").unwrap();
         let id = create(&conn, b"hash", user, "127.0.0.1", "ua", LIFE).unwrap();
         assert_eq!(resume(&conn, b"hash", LIFE).unwrap().unwrap().id, id);
-        conn.execute(
-            "UPDATE sessions SET last_seen_at = last_seen_at - 60000",
-            [],
-        )
-        .unwrap();
+        conn.execute("UPDATE sessions SET last_seen_at = last_seen_at - 60000", [])
+            .unwrap();
         assert!(resume(&conn, b"hash", LIFE).unwrap().is_none());
         let left: i64 = conn
             .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))

@@ -114,11 +114,7 @@ pub fn find_credentials(conn: &Connection, login: &str) -> Result<Option<Credent
         .optional()?)
 }
 
-pub fn find_by_oidc(
-    conn: &Connection,
-    issuer: &str,
-    subject: &str,
-) -> Result<Option<UserId>, DbError> {
+pub fn find_by_oidc(conn: &Connection, issuer: &str, subject: &str) -> Result<Option<UserId>, DbError> {
     Ok(conn
         .query_row(
             "SELECT id FROM users WHERE oidc_issuer = ?1 AND oidc_subject = ?2",
@@ -130,9 +126,7 @@ pub fn find_by_oidc(
 
 pub fn find_by_email(conn: &Connection, email: &str) -> Result<Option<UserId>, DbError> {
     Ok(conn
-        .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| {
-            r.get(0)
-        })
+        .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| r.get(0))
         .optional()?)
 }
 
@@ -140,17 +134,8 @@ pub fn find_by_email(conn: &Connection, email: &str) -> Result<Option<UserId>, D
 /// has proved who owns the address; if the account had not, its password was
 /// set by someone unproven, so it is dropped along with that account's
 /// sessions (no pre-registered account can be taken over this way).
-pub fn link_oidc(
-    conn: &Connection,
-    id: UserId,
-    issuer: &str,
-    subject: &str,
-) -> Result<(), DbError> {
-    let was_verified: bool = conn.query_row(
-        "SELECT email_verified FROM users WHERE id = ?1",
-        [id],
-        |r| r.get(0),
-    )?;
+pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> Result<(), DbError> {
+    let was_verified: bool = conn.query_row("SELECT email_verified FROM users WHERE id = ?1", [id], |r| r.get(0))?;
     if !was_verified {
         conn.execute("UPDATE users SET password_hash = NULL WHERE id = ?1", [id])?;
         super::sessions::delete_for_user(conn, id)?;
@@ -163,20 +148,12 @@ pub fn link_oidc(
 }
 
 pub fn count_registered(conn: &Connection) -> Result<i64, DbError> {
-    Ok(
-        conn.query_row("SELECT count(*) FROM users WHERE is_guest = 0", [], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(conn.query_row("SELECT count(*) FROM users WHERE is_guest = 0", [], |r| r.get(0))?)
 }
 
 pub fn username_taken(conn: &Connection, username: &str) -> Result<bool, DbError> {
     Ok(conn
-        .query_row(
-            "SELECT 1 FROM users WHERE username = ?1",
-            [username],
-            |_| Ok(()),
-        )
+        .query_row("SELECT 1 FROM users WHERE username = ?1", [username], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -184,11 +161,7 @@ pub fn username_taken(conn: &Connection, username: &str) -> Result<bool, DbError
 /// Creates a registered account with the `user` role, unless `max_users`
 /// accounts exist already or the username or email is taken. Call inside an
 /// IMMEDIATE transaction so the limit check cannot race.
-pub fn create_account(
-    conn: &Connection,
-    account: &NewAccount,
-    max_users: u32,
-) -> Result<UserId, DbError> {
+pub fn create_account(conn: &Connection, account: &NewAccount, max_users: u32) -> Result<UserId, DbError> {
     if count_registered(conn)? >= i64::from(max_users) {
         return Err(DbError::UserLimit);
     }
@@ -222,11 +195,7 @@ pub fn create_account(
 }
 
 /// Creates a guest account with the `guest` role.
-pub fn create_guest(
-    conn: &Connection,
-    username: &str,
-    display_name: &str,
-) -> Result<UserId, DbError> {
+pub fn create_guest(conn: &Connection, username: &str, display_name: &str) -> Result<UserId, DbError> {
     conn.execute(
         "INSERT INTO users (username, display_name, is_guest, created_at) VALUES (?1, ?2, 1, ?3)",
         params![username, display_name, now_ms()],
@@ -251,10 +220,7 @@ pub fn set_username(conn: &Connection, id: UserId, username: &str) -> Result<(),
 }
 
 pub fn set_password_hash(conn: &Connection, id: UserId, hash: &str) -> Result<(), DbError> {
-    conn.execute(
-        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
-        params![id, hash],
-    )?;
+    conn.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?;
     Ok(())
 }
 
@@ -274,12 +240,7 @@ pub fn delete(conn: &Connection, id: UserId) -> Result<(), DbError> {
 }
 
 /// A page of users whose username, display name or email contains `q`.
-pub fn search(
-    conn: &Connection,
-    q: &str,
-    page: u32,
-    per_page: u32,
-) -> Result<(Vec<User>, i64), DbError> {
+pub fn search(conn: &Connection, q: &str, page: u32, per_page: u32) -> Result<(Vec<User>, i64), DbError> {
     let pattern = super::filter::contains_pattern(q.trim());
     let matches = "username LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\'";
     let total: i64 = conn.query_row(
@@ -345,13 +306,7 @@ mod tests {
         let conn = memory();
         let id = create_account(&conn, &account("Carol", "carol@x.org"), 50).unwrap();
         assert_eq!(find_credentials(&conn, "carol").unwrap().unwrap().id, id);
-        assert_eq!(
-            find_credentials(&conn, " CAROL@x.org ")
-                .unwrap()
-                .unwrap()
-                .id,
-            id
-        );
+        assert_eq!(find_credentials(&conn, " CAROL@x.org ").unwrap().unwrap().id, id);
         assert!(find_credentials(&conn, "nobody").unwrap().is_none());
     }
 

@@ -9,9 +9,7 @@ use serde_json::json;
 
 use super::client_ip::{ClientIp, UserAgent};
 use crate::auth::session::{self, Auth, MaybeAuth, NewSession};
-use crate::auth::signin::{
-    account_for_identity, create_guest, promote_if_admin_email, refuse_banned,
-};
+use crate::auth::signin::{account_for_identity, create_guest, promote_if_admin_email, refuse_banned};
 use crate::auth::tokens::csrf_token;
 use crate::auth::{password, validate};
 use crate::db::{self, audit::Event, sessions, users, DbError};
@@ -108,9 +106,7 @@ async fn solve_captcha(
     {
         return Ok(());
     }
-    let event = Event::new("captcha_failed")
-        .by_name(login)
-        .ip(&ip.to_string());
+    let event = Event::new("captcha_failed").by_name(login).ip(&ip.to_string());
     db::run(&state.pool, move |conn| event.record(conn)).await?;
     Err(ApiError::CaptchaFailed)
 }
@@ -131,14 +127,7 @@ async fn register(
     let email = validate::email(&request.email)?;
     validate::password(&request.password)?;
     refuse_banned_ip(&state, ip).await?;
-    solve_captcha(
-        &state,
-        request.captcha_id,
-        request.captcha_answer,
-        ip,
-        &username,
-    )
-    .await?;
+    solve_captcha(&state, request.captcha_id, request.captcha_answer, ip, &username).await?;
 
     let cost = state.config.bcrypt_cost;
     let hash = web::block(move || password::hash(&request.password, cost))
@@ -156,9 +145,7 @@ async fn register(
     let st = state.clone();
     let ip = ip.to_string();
     let session = db::run(&state.pool, move |conn| -> Result<NewSession, ApiError> {
-        let created = db::immediate(conn, |tx| {
-            users::create_account(tx, &account, st.config.max_users)
-        });
+        let created = db::immediate(conn, |tx| users::create_account(tx, &account, st.config.max_users));
         let id = match created {
             Err(DbError::UserLimit) => {
                 Event::new("user_limit_blocked")
@@ -192,14 +179,10 @@ async fn login(
     let request = body.into_inner();
     let login = request.login.trim().to_owned();
     if login.is_empty() || login.len() > LOGIN_MAX_BYTES {
-        return Err(ApiError::bad_request(
-            "login is a username or email address",
-        ));
+        return Err(ApiError::bad_request("login is a username or email address"));
     }
     if request.password.chars().count() > validate::PASSWORD_MAX_CHARS {
-        return Err(ApiError::bad_request(
-            "a password has at most 128 characters",
-        ));
+        return Err(ApiError::bad_request("a password has at most 128 characters"));
     }
     let ip_key = format!("ip:{ip}");
     let account_key = format!("login:{}", login.to_lowercase());
@@ -215,14 +198,7 @@ async fn login(
         db::run(&state.pool, move |conn| event.record(conn)).await?;
         return Err(ApiError::RateLimited { retry_after_secs });
     }
-    solve_captcha(
-        &state,
-        request.captcha_id,
-        request.captcha_answer,
-        ip,
-        &login,
-    )
-    .await?;
+    solve_captcha(&state, request.captcha_id, request.captcha_answer, ip, &login).await?;
 
     let ip_text = ip.to_string();
     let lookup = login.clone();
@@ -298,9 +274,7 @@ async fn guest(
     }
     let name = validate::display_name(&body.name, "name")?;
     if let Some(auth) = current.0.filter(|a| a.user.guest) {
-        return Ok(
-            HttpResponse::Ok().json(json!({"user": auth.user, "csrf_token": auth.csrf_token}))
-        );
+        return Ok(HttpResponse::Ok().json(json!({"user": auth.user, "csrf_token": auth.csrf_token})));
     }
     if let Err(retry_after_secs) = state.guest_logins.hit(&format!("ip:{ip}")) {
         let event = Event::new("rate_limited")
@@ -327,11 +301,7 @@ async fn guest(
 }
 
 /// Ends the session the request was made with (and only that one).
-async fn logout(
-    state: web::Data<AppState>,
-    auth: Auth,
-    ip: ClientIp,
-) -> Result<HttpResponse, ApiError> {
+async fn logout(state: web::Data<AppState>, auth: Auth, ip: ClientIp) -> Result<HttpResponse, ApiError> {
     let ip = ip.to_string();
     let session_id = auth.session_id;
     db::run(&state.pool, move |conn| -> Result<(), ApiError> {
@@ -402,13 +372,9 @@ async fn oidc_callback(
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
     let outcome = match (&query.error, &query.code, &query.state) {
-        (None, Some(code), Some(returned_state)) => {
-            oidc.finish(returned_state, &browser_state, code).await
-        }
+        (None, Some(code), Some(returned_state)) => oidc.finish(returned_state, &browser_state, code).await,
         (error, ..) => Err(crate::auth::oidc::OidcError::Provider(
-            error
-                .clone()
-                .unwrap_or_else(|| "missing code or state".into()),
+            error.clone().unwrap_or_else(|| "missing code or state".into()),
         )),
     };
     let ip_text = ip.to_string();
@@ -462,9 +428,7 @@ async fn oidc_callback(
                 .map_err(ApiError::internal)?;
             response
         }
-        Err(e @ (ApiError::Banned { .. } | ApiError::UserLimit)) => {
-            redirect(&format!("/login?error={}", e.code()))
-        }
+        Err(e @ (ApiError::Banned { .. } | ApiError::UserLimit)) => redirect(&format!("/login?error={}", e.code())),
         Err(other) => return Err(other),
     };
     Ok(with_oidc_cookie_cleared(&state, response))

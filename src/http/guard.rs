@@ -56,10 +56,7 @@ pub async fn csrf(
 }
 
 fn is_state_changing(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    )
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
 }
 
 fn check(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> {
@@ -68,12 +65,7 @@ fn check(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> {
         Some(origin) if origin.as_bytes() != state.origin.as_bytes() => return Err(ApiError::Csrf),
         Some(_) => {}
         // Browsers that omit Origin still say where a request came from.
-        None if headers
-            .get("sec-fetch-site")
-            .is_some_and(|v| v == "cross-site") =>
-        {
-            return Err(ApiError::Csrf)
-        }
+        None if headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site") => return Err(ApiError::Csrf),
         None => {}
     }
     if !req.path().starts_with("/api/") || CSRF_EXEMPT.contains(&req.path()) {
@@ -82,10 +74,7 @@ fn check(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(session) = req.cookie(COOKIE) else {
         return Ok(());
     };
-    let sent = headers
-        .get(CSRF_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     if constant_time_eq(sent, &csrf_token(state.secret.expose(), session.value())) {
         Ok(())
     } else {

@@ -72,17 +72,14 @@ async fn change_password(
 ) -> Result<HttpResponse, ApiError> {
     validate::password(&body.new_password)?;
     let login = auth.user.username.clone();
-    let stored = db::run(&state.pool, move |conn| {
-        users::find_credentials(conn, &login)
-    })
-    .await?
-    .and_then(|c| c.password_hash)
-    .ok_or(ApiError::Forbidden)?;
+    let stored = db::run(&state.pool, move |conn| users::find_credentials(conn, &login))
+        .await?
+        .and_then(|c| c.password_hash)
+        .ok_or(ApiError::Forbidden)?;
     let request = body.into_inner();
     let cost = state.config.bcrypt_cost;
     let new_hash = web::block(move || {
-        password::verify(&request.current_password, &stored)
-            .then(|| password::hash(&request.new_password, cost))
+        password::verify(&request.current_password, &stored).then(|| password::hash(&request.new_password, cost))
     })
     .await?
     .ok_or(ApiError::InvalidCredentials)?

@@ -9,6 +9,8 @@ pub mod guard;
 pub mod health;
 pub mod me;
 pub mod pages;
+pub mod rooms;
+pub mod ws;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest};
@@ -25,6 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(path_config());
     auth::configure(cfg);
     me::configure(cfg);
+    rooms::configure(cfg);
+    ws::configure(cfg);
     admin::configure(cfg);
     health::configure(cfg);
     pages::configure(cfg);
@@ -39,17 +43,10 @@ fn json_config() -> web::JsonConfig {
 fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::TooLarge(format!(
-                "a JSON body is at most {} KiB",
-                JSON_LIMIT_BYTES / 1024
-            ))
+            ApiError::TooLarge(format!("a JSON body is at most {} KiB", JSON_LIMIT_BYTES / 1024))
         }
-        JsonPayloadError::ContentType => {
-            ApiError::UnsupportedType("send the body as application/json".into())
-        }
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::bad_request(format!("invalid JSON body: {e}"))
-        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedType("send the body as application/json".into()),
+        JsonPayloadError::Deserialize(e) => ApiError::bad_request(format!("invalid JSON body: {e}")),
         other => ApiError::bad_request(format!("invalid JSON body: {other}")),
     }
 }

@@ -27,8 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for (path, file) in PAGES {
         cfg.route(
             path,
-            web::get()
-                .to(move |req: HttpRequest, state: web::Data<AppState>| serve(req, state, file)),
+            web::get().to(move |req: HttpRequest, state: web::Data<AppState>| serve(req, state, file)),
         );
     }
     cfg.route(
@@ -41,11 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn serve(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    name: &str,
-) -> Result<HttpResponse, ApiError> {
+async fn serve(req: HttpRequest, state: web::Data<AppState>, name: &str) -> Result<HttpResponse, ApiError> {
     let (body, etag) = match &state.config.web_dir {
         Some(dir) => (read_from_disk(dir, name).await?, None),
         None => {
@@ -79,10 +74,7 @@ async fn serve(
 
 async fn read_from_disk(dir: &Path, name: &str) -> Result<Cow<'static, [u8]>, ApiError> {
     let relative = Path::new(name);
-    if !relative
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)))
-    {
+    if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(ApiError::NotFound);
     }
     let path = dir.join(relative);

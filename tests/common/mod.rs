@@ -1,10 +1,7 @@
 //! The integration-test fixture: the real `switchboard` binary started on an
 //! ephemeral port with a temporary data directory, and real HTTP and
 //! WebSocket clients that speak to it as a browser would.
-#![allow(
-    dead_code,
-    reason = "each test crate uses a different part of the fixture"
-)]
+#![allow(dead_code, reason = "each test crate uses a different part of the fixture")]
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -45,25 +42,14 @@ impl Server {
 
     pub async fn start_with(overrides: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut env: Vec<(String, String)> = DEFAULTS
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        env.push((
-            "DATABASE_PATH".into(),
-            dir.path().join("sb.db").display().to_string(),
-        ));
+        let mut env: Vec<(String, String)> = DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        env.push(("DATABASE_PATH".into(), dir.path().join("sb.db").display().to_string()));
         for (k, v) in overrides {
             env.retain(|(key, _)| key != k);
             env.push((k.to_string(), v.to_string()));
         }
         let (child, base) = spawn(&env, "127.0.0.1:0").await;
-        Server {
-            base,
-            dir,
-            child,
-            env,
-        }
+        Server { base, dir, child, env }
     }
 
     /// Kills the process without warning (SIGKILL) and starts it again on
@@ -103,8 +89,7 @@ impl Server {
 
     /// A registered, signed-in account (the first one with ADMIN_EMAIL is admin).
     pub async fn user(&self, username: &str) -> Api {
-        self.register(username, &format!("{username}@example.org"))
-            .await
+        self.register(username, &format!("{username}@example.org")).await
     }
 
     pub async fn admin(&self) -> Api {
@@ -277,4 +262,159 @@ pub fn assert_error(status: StatusCode, body: &Value, expected_status: u16, code
     assert_eq!(status.as_u16(), expected_status, "body: {body}");
     assert_eq!(body["error"]["code"], code, "body: {body}");
     assert!(body["error"]["message"].is_string(), "body: {body}");
+}
+
+// ---------------------------------------------------------------------------
+// Helpers added for the auth, session, admin, bad-input, CLI and OIDC tests.
+// ---------------------------------------------------------------------------
+
+impl Server {
+    /// A password login on a fresh client: the client, the status and the body.
+    pub async fn login(&self, login: &str, password: &str) -> (Api, StatusCode, Value) {
+        let mut api = self.client();
+        let (status, body) = api
+            .post("/api/auth/login", json!({"login": login, "password": password}))
+            .await;
+        (api, status, body)
+    }
+
+    /// A login that must succeed; the signed-in client.
+    pub async fn login_ok(&self, login: &str, password: &str) -> Api {
+        let (api, status, body) = self.login(login, password).await;
+        assert_eq!(status, StatusCode::OK, "login {login}: {body}");
+        api
+    }
+}
+
+impl Api {
+    /// Sends `body` as is, with the given Content-Type (none when `None`).
+    pub async fn send_raw(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.request(method, path).body(body);
+        if let Some(ct) = content_type {
+            req = req.header(reqwest::header::CONTENT_TYPE, ct);
+        }
+        self.send(req).await
+    }
+
+    pub async fn post_raw(
+        &mut self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        self.send_raw(Method::POST, path, content_type, body).await
+    }
+
+    /// GET with a properly encoded query string.
+    pub async fn get_query(&mut self, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
+        let req = self.request(Method::GET, path).query(query);
+        self.send(req).await
+    }
+
+    /// The audit log with these filters (must answer 200).
+    pub async fn logs(&mut self, query: &[(&str, &str)]) -> Value {
+        let (status, body) = self.get_query("/api/admin/logs", query).await;
+        assert_eq!(status, StatusCode::OK, "logs {query:?}: {body}");
+        body
+    }
+
+    /// Total number of users, as the admin API reports it.
+    pub async fn user_total(&mut self) -> i64 {
+        let (status, body) = self.get("/api/admin/users").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["total"].as_i64().expect("total is an integer")
+    }
+
+    /// Finds a user by exact username through the admin API.
+    pub async fn find_user(&mut self, username: &str) -> Value {
+        let (status, body) = self.get_query("/api/admin/users", &[("q", username)]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(username)))
+            .cloned()
+            .unwrap_or_else(|| panic!("no user {username} in {body}"))
+    }
+}
+
+/// Fetches a CAPTCHA and solves it: `(id, answer)`.
+pub async fn solve_captcha(api: &mut Api) -> (String, String) {
+    let (status, body) = api.get("/api/auth/captcha").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["id"].as_str().expect("captcha id").to_owned();
+    let question = body["question"].as_str().expect("captcha question");
+    (id, captcha_answer(question).to_string())
+}
+
+/// Solves "What is A + B?" or "What is A - B?".
+pub fn captcha_answer(question: &str) -> i64 {
+    let inner = question
+        .strip_prefix("What is ")
+        .and_then(|q| q.strip_suffix('?'))
+        .unwrap_or_else(|| panic!("unexpected CAPTCHA question {question:?}"));
+    let parts: Vec<&str> = inner.split(' ').collect();
+    assert_eq!(parts.len(), 3, "unexpected CAPTCHA question {question:?}");
+    let a: i64 = parts[0].parse().unwrap();
+    let b: i64 = parts[2].parse().unwrap();
+    match parts[1] {
+        "+" => a + b,
+        "-" => a - b,
+        other => panic!("unexpected operator {other:?} in {question:?}"),
+    }
+}
+
+/// True for an RFC 3339 date-time such as `2026-01-02T03:04:05.678Z`.
+pub fn is_rfc3339(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    if b.len() < 20
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+        || !matches!(b[10], b'T' | b't')
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+        || b[16] != b':'
+        || !digits(17..19)
+    {
+        return false;
+    }
+    let mut rest = &text[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    match rest.as_bytes() {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// Asserts a 4xx in the contract's error shape (any code).
+#[track_caller]
+pub fn assert_client_error(status: StatusCode, body: &Value) {
+    assert!(status.is_client_error(), "expected a 4xx, got {status}: {body}");
+    assert!(
+        body["error"]["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "no error code: {status} {body}"
+    );
+    assert!(
+        body["error"]["message"].is_string(),
+        "no error message: {status} {body}"
+    );
 }

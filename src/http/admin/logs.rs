@@ -7,12 +7,13 @@ use serde_json::json;
 
 use crate::auth::perm;
 use crate::auth::session::Auth;
-use crate::db::{self, audit, filter::Filter, filter::DEFAULT_PER_PAGE, filter::MAX_PER_PAGE};
+use crate::db::{self, audit, filter::Filter, filter::DEFAULT_PER_PAGE, filter::MAX_PER_PAGE, messages};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/admin/logs", web::get().to(logs));
+    cfg.route("/api/admin/logs", web::get().to(logs))
+        .route("/api/admin/messages", web::get().to(messages_log));
 }
 
 /// `?user=&ip=&room=&action=&from=&to=&q=&page=&per_page=`; empty values
@@ -35,18 +36,14 @@ impl FilterQuery {
         let present = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let per_page = self.per_page.unwrap_or(DEFAULT_PER_PAGE);
         if !(1..=MAX_PER_PAGE).contains(&per_page) {
-            return Err(ApiError::bad_request(format!(
-                "per_page is 1 to {MAX_PER_PAGE}"
-            )));
+            return Err(ApiError::bad_request(format!("per_page is 1 to {MAX_PER_PAGE}")));
         }
         Ok(Filter {
             user: present(self.user),
             ip: present(self.ip),
             room: present(self.room),
             action: present(self.action),
-            from: present(self.from)
-                .map(|t| parse_time(&t, false))
-                .transpose()?,
+            from: present(self.from).map(|t| parse_time(&t, false)).transpose()?,
             to: present(self.to).map(|t| parse_time(&t, true)).transpose()?,
             q: present(self.q),
             page: self.page.unwrap_or(1).max(1),
@@ -61,11 +58,8 @@ fn parse_time(text: &str, end_of_day: bool) -> Result<i64, ApiError> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.with_timezone(&Utc).timestamp_millis());
     }
-    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        ApiError::bad_request(format!(
-            "{text:?} is not an RFC 3339 time or a YYYY-MM-DD day"
-        ))
-    })?;
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not an RFC 3339 time or a YYYY-MM-DD day")))?;
     let time = if end_of_day {
         NaiveTime::from_hms_milli_opt(23, 59, 59, 999)
     } else {
@@ -87,6 +81,19 @@ async fn logs(
     let page = filter.page;
     let (entries, total) = db::run(&state.pool, move |conn| audit::search(conn, &filter)).await?;
     Ok(HttpResponse::Ok().json(json!({"entries": entries, "total": total, "page": page})))
+}
+
+/// Every stored chat message with its sender's IP, filtered like the audit log.
+async fn messages_log(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<FilterQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(perm::ADMIN_MESSAGES)?;
+    let filter = query.into_inner().into_filter()?;
+    let page = filter.page;
+    let (found, total) = db::run(&state.pool, move |conn| messages::search(conn, &filter)).await?;
+    Ok(HttpResponse::Ok().json(json!({"messages": found, "total": total, "page": page})))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The admin API. Every route checks its own permission first.
 
+mod live;
 mod logs;
 mod roles;
 mod users;
@@ -7,6 +8,7 @@ mod users;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    live::configure(cfg);
     users::configure(cfg);
     roles::configure(cfg);
     logs::configure(cfg);

@@ -16,10 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/admin/roles", web::post().to(create_role))
         .route("/api/admin/roles/{id}", web::delete().to(delete_role))
         .route("/api/admin/roles/{id}/permissions", web::post().to(grant))
-        .route(
-            "/api/admin/roles/{id}/permissions/{name}",
-            web::delete().to(revoke),
-        )
+        .route("/api/admin/roles/{id}/permissions/{name}", web::delete().to(revoke))
         .route("/api/admin/permissions", web::get().to(list_permissions))
         .route("/api/admin/permissions", web::post().to(create_permission));
 }
@@ -144,10 +141,7 @@ async fn revoke(
     Ok(HttpResponse::Ok().json(role))
 }
 
-async fn list_permissions(
-    state: web::Data<AppState>,
-    auth: Auth,
-) -> Result<HttpResponse, ApiError> {
+async fn list_permissions(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ADMIN_ROLES)?;
     let all = db::run(&state.pool, |conn| roles::list_permissions(conn)).await?;
     Ok(HttpResponse::Ok().json(json!({"permissions": all})))
@@ -163,13 +157,7 @@ async fn create_permission(
     let name = validate::grant_name(&body.name)?;
     let permission = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         let permission = roles::create_permission(conn, &name)?;
-        audit(
-            &auth,
-            &ip,
-            "permission_create",
-            json!({"permission": permission.name}),
-        )
-        .record(conn)?;
+        audit(&auth, &ip, "permission_create", json!({"permission": permission.name})).record(conn)?;
         Ok(permission)
     })
     .await?;

@@ -30,26 +30,15 @@ struct ListQuery {
     page: Option<u32>,
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    auth: Auth,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+async fn list(state: web::Data<AppState>, auth: Auth, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ADMIN_USERS)?;
     let ListQuery { q, page } = query.into_inner();
     let page = page.unwrap_or(1).max(1);
-    let (found, total) = db::run(&state.pool, move |conn| {
-        users::search(conn, &q, page, USERS_PER_PAGE)
-    })
-    .await?;
+    let (found, total) = db::run(&state.pool, move |conn| users::search(conn, &q, page, USERS_PER_PAGE)).await?;
     Ok(HttpResponse::Ok().json(json!({"users": found, "total": total, "page": page})))
 }
 
-async fn show(
-    state: web::Data<AppState>,
-    auth: Auth,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+async fn show(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ADMIN_USERS)?;
     let id = UserId(id.into_inner());
     let user = db::run(&state.pool, move |conn| users::get(conn, id)).await?;
@@ -121,9 +110,7 @@ async fn delete(
     auth.require(perm::ADMIN_USERS)?;
     let target = UserId(id.into_inner());
     if target == auth.user.id {
-        return Err(ApiError::Conflict(
-            "you cannot delete your own account".into(),
-        ));
+        return Err(ApiError::Conflict("you cannot delete your own account".into()));
     }
     let ip = ip.to_string();
     db::run(&state.pool, move |conn| -> Result<(), ApiError> {

@@ -1,0 +1,177 @@
+//! The one writer thread for the realtime path: chat messages and audit
+//! events from the actors are committed in batches on a dedicated
+//! connection, and each message is handed back only after its commit, so
+//! nothing is delivered that a crash could lose.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+
+use rusqlite::Connection;
+
+use super::audit::Event;
+use super::messages::{self, Message, NewMessage};
+use super::{DbError, Pool};
+
+/// Jobs waiting beyond this are refused (the sender is told the server is busy).
+const QUEUE_CAPACITY: usize = 16_384;
+/// At most this many jobs share one transaction.
+const MAX_BATCH: usize = 512;
+
+type Done = Box<dyn FnOnce(Result<Message, DbError>) + Send>;
+
+enum Job {
+    Message { message: NewMessage, done: Done },
+    Audit(Event),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the database writer is saturated")]
+pub struct Busy;
+
+#[derive(Clone)]
+pub struct Writer {
+    jobs: SyncSender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread on its own pooled connection. The thread
+    /// ends when the last handle is dropped; [`flush`](Self::flush) is how
+    /// shutdown waits for it.
+    pub fn start(pool: Pool) -> Result<Writer, DbError> {
+        let conn = pool.get()?;
+        let (jobs, queue) = sync_channel(QUEUE_CAPACITY);
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || run(&conn, &queue))
+            .map_err(|e| DbError::Schema(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Stores `message`; `done` runs on the writer thread after the commit.
+    pub fn store_message(
+        &self,
+        message: NewMessage,
+        done: impl FnOnce(Result<Message, DbError>) + Send + 'static,
+    ) -> Result<(), Busy> {
+        self.jobs
+            .try_send(Job::Message {
+                message,
+                done: Box::new(done),
+            })
+            .map_err(|_| Busy)
+    }
+
+    /// Records an audit event without waiting for it.
+    pub fn audit(&self, event: Event) {
+        match self.jobs.try_send(Job::Audit(event)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Job::Audit(event))) => tracing::error!(?event, "audit queue full: event dropped"),
+            Err(_) => tracing::error!("the database writer has stopped: audit event dropped"),
+        }
+    }
+
+    /// Waits until everything queued before this call is committed.
+    pub async fn flush(&self) {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        let jobs = self.jobs.clone();
+        // The queue may be full: wait for room off the async workers.
+        let queued = actix_web::web::block(move || jobs.send(Job::Flush(ack))).await;
+        if matches!(queued, Ok(Ok(()))) {
+            let _ = done.await;
+        }
+    }
+}
+
+fn run(conn: &Connection, queue: &Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit(conn, batch);
+    }
+}
+
+/// Writes a batch in one transaction, then answers every job in it.
+fn commit(conn: &Connection, batch: Vec<Job>) {
+    let outcome = write_all(conn, &batch);
+    let mut stored = match outcome {
+        Ok(stored) => stored.into_iter(),
+        Err(e) => {
+            tracing::error!(error = %e, jobs = batch.len(), "a write batch failed");
+            Vec::new().into_iter()
+        }
+    };
+    for job in batch {
+        match job {
+            Job::Message { done, .. } => done(stored.next().ok_or_else(|| DbError::Schema("write failed".into()))),
+            Job::Flush(ack) => {
+                let _ = ack.send(());
+            }
+            Job::Audit(_) => {}
+        }
+    }
+}
+
+fn write_all(conn: &Connection, batch: &[Job]) -> Result<Vec<Message>, DbError> {
+    let tx = conn.unchecked_transaction()?;
+    let mut stored = Vec::new();
+    for job in batch {
+        match job {
+            Job::Message { message, .. } => stored.push(messages::insert(&tx, message)?),
+            Job::Audit(event) => event.record(&tx)?,
+            Job::Flush(_) => {}
+        }
+    }
+    tx.commit()?;
+    Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{self, users};
+    use crate::ids::RoomCode;
+
+    #[actix_web::test]
+    async fn messages_are_answered_after_commit_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = db::open(&dir.path().join("w.db")).unwrap();
+        let user = users::create_guest(&pool.get().unwrap(), "ann", "Ann").unwrap();
+        let writer = Writer::start(pool.clone()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..100 {
+            let tx = tx.clone();
+            let message = NewMessage {
+                room_id: 1,
+                room: RoomCode::lobby(),
+                user_id: user,
+                username: "ann".into(),
+                text: format!("m{i}"),
+                ip: "127.0.0.1".into(),
+                nonce: None,
+                attachment: None,
+            };
+            writer
+                .store_message(message, move |stored| tx.send(stored.unwrap()).unwrap())
+                .unwrap();
+        }
+        writer.audit(Event::new("room_join").room("lobby"));
+        writer.flush().await;
+        let ids: Vec<i64> = rx.try_iter().map(|m| m.id).collect();
+        assert_eq!(ids.len(), 100);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "commit order is send order");
+        let conn = pool.get().unwrap();
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 100);
+        let audits: i64 = conn
+            .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(audits, 1);
+    }
+}

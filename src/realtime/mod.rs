@@ -1,0 +1,12 @@
+//! Live state, as actors exchanging typed messages: one [`session`] per
+//! WebSocket, one [`room`] per live room, the [`registry`] of who is where
+//! (the source of truth for admin control) and the admin [`monitor`].
+//! Messages flow session → room → client, session → registry → monitor.
+
+pub mod ice;
+pub mod limits;
+pub mod monitor;
+pub mod protocol;
+pub mod registry;
+pub mod room;
+pub mod session;

@@ -1,0 +1,346 @@
+//! The SessionRegistry actor owns who is connected where: every live
+//! WebSocket session (user, IP, user agent, room, voice state) and the
+//! directory of live room actors. Admin control (kick, move, ban) acts
+//! through it, and the admin monitor hears every change from it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
+
+use super::monitor::{AdminMonitor, RegistryEvent};
+use super::protocol::{LiveSession, RoomInfo};
+use super::room::{self, Room};
+use super::session::{self, WsSession};
+use crate::db::writer::Writer;
+use crate::db::Pool;
+use crate::ids::{RoomCode, SessionId, UserId};
+use crate::metrics::Metrics;
+
+/// A session connected; it is live until [`Disconnect`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Connect {
+    pub session: LiveSession,
+    pub login_session: i64,
+    pub addr: Addr<WsSession>,
+}
+
+/// A session's socket closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub sid: SessionId,
+}
+
+/// A session enters a room: answers the room's actor (started if needed).
+#[derive(Message)]
+#[rtype(result = "Addr<Room>")]
+pub struct EnterRoom {
+    pub sid: SessionId,
+    pub room: RoomInfo,
+    pub room_id: i64,
+}
+
+/// A session is in no room any more.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LeftRoom {
+    pub sid: SessionId,
+}
+
+/// A session's voice state changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct VoiceChanged {
+    pub sid: SessionId,
+    pub in_voice: bool,
+    pub muted: bool,
+}
+
+/// A room has been empty for its grace period.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RoomIdle {
+    pub code: RoomCode,
+}
+
+/// Every live session, for the admin API.
+#[derive(Message)]
+#[rtype(result = "Vec<LiveSession>")]
+pub struct Snapshot;
+
+/// How many sessions are in a room.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountInRoom {
+    pub code: RoomCode,
+}
+
+/// How many sessions a user, and an IP, hold now.
+#[derive(Message)]
+#[rtype(result = "(usize, usize)")]
+pub struct CountFor {
+    pub user: UserId,
+    pub ip: String,
+}
+
+/// Which live sessions an admin action targets.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Session(SessionId),
+    User(UserId),
+    /// Every socket opened with one login session (logout ends them).
+    Login(i64),
+    /// Every session of a user, and every session from an address.
+    Banned {
+        user: Option<UserId>,
+        ip: Option<String>,
+    },
+}
+
+/// Kicks (or, for a ban, bans) the targeted sessions: answers how many.
+#[derive(Message)]
+#[rtype(result = "Vec<LiveSession>")]
+pub struct Kick {
+    pub target: Target,
+    pub reason: String,
+}
+
+/// Moves one session to another room: answers the session, if it is live.
+#[derive(Message)]
+#[rtype(result = "Option<LiveSession>")]
+pub struct Move {
+    pub sid: SessionId,
+    pub room: RoomInfo,
+    pub room_id: i64,
+}
+
+/// The server is stopping: every session is told and closed.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Shutdown {
+    pub reason: String,
+}
+
+struct Entry {
+    live: LiveSession,
+    login_session: i64,
+    addr: Addr<WsSession>,
+}
+
+pub struct SessionRegistry {
+    sessions: HashMap<SessionId, Entry>,
+    rooms: HashMap<RoomCode, Addr<Room>>,
+    monitor: Addr<AdminMonitor>,
+    writer: Writer,
+    pool: Pool,
+    metrics: Arc<Metrics>,
+}
+
+impl SessionRegistry {
+    pub fn new(monitor: Addr<AdminMonitor>, writer: Writer, pool: Pool, metrics: Arc<Metrics>) -> Self {
+        Self {
+            sessions: HashMap::new(),
+            rooms: HashMap::new(),
+            monitor,
+            writer,
+            pool,
+            metrics,
+        }
+    }
+
+    fn publish(&self, sid: &SessionId) {
+        if let Some(entry) = self.sessions.get(sid) {
+            self.monitor.do_send(RegistryEvent::Update(entry.live.clone()));
+        }
+    }
+
+    fn matches(entry: &Entry, target: &Target) -> bool {
+        match target {
+            Target::Session(sid) => entry.live.sid == *sid,
+            Target::User(user) => entry.live.user.id == *user,
+            Target::Login(login) => entry.login_session == *login,
+            Target::Banned { user, ip } => {
+                user.is_some_and(|u| u == entry.live.user.id) || ip.as_deref().is_some_and(|ip| ip == entry.live.ip)
+            }
+        }
+    }
+}
+
+impl Actor for SessionRegistry {
+    type Context = Context<Self>;
+}
+
+impl Handler<Connect> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
+        let sid = msg.session.sid.clone();
+        self.sessions.insert(
+            sid.clone(),
+            Entry {
+                live: msg.session,
+                login_session: msg.login_session,
+                addr: msg.addr,
+            },
+        );
+        self.publish(&sid);
+    }
+}
+
+impl Handler<Disconnect> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+        if self.sessions.remove(&msg.sid).is_some() {
+            self.monitor.do_send(RegistryEvent::Gone(msg.sid));
+        }
+    }
+}
+
+impl Handler<EnterRoom> for SessionRegistry {
+    type Result = MessageResult<EnterRoom>;
+
+    fn handle(&mut self, msg: EnterRoom, ctx: &mut Context<Self>) -> Self::Result {
+        let code = msg.room.code.clone();
+        let room = self
+            .rooms
+            .entry(code.clone())
+            .or_insert_with(|| {
+                Room::new(
+                    msg.room,
+                    msg.room_id,
+                    ctx.address(),
+                    self.writer.clone(),
+                    self.pool.clone(),
+                    self.metrics.clone(),
+                )
+                .start()
+            })
+            .clone();
+        if let Some(entry) = self.sessions.get_mut(&msg.sid) {
+            entry.live.room = Some(code);
+            entry.live.in_voice = false;
+            entry.live.muted = false;
+        }
+        self.publish(&msg.sid);
+        MessageResult(room)
+    }
+}
+
+impl Handler<LeftRoom> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: LeftRoom, _: &mut Context<Self>) {
+        if let Some(entry) = self.sessions.get_mut(&msg.sid) {
+            entry.live.room = None;
+            entry.live.in_voice = false;
+            entry.live.muted = false;
+        }
+        self.publish(&msg.sid);
+    }
+}
+
+impl Handler<VoiceChanged> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: VoiceChanged, _: &mut Context<Self>) {
+        if let Some(entry) = self.sessions.get_mut(&msg.sid) {
+            entry.live.in_voice = msg.in_voice;
+            entry.live.muted = msg.muted;
+        }
+        self.publish(&msg.sid);
+    }
+}
+
+impl Handler<RoomIdle> for SessionRegistry {
+    type Result = ();
+
+    /// Stops a room only if no session has entered it since it went idle;
+    /// entering goes through this actor, so the check cannot race a join.
+    fn handle(&mut self, msg: RoomIdle, _: &mut Context<Self>) {
+        let occupied = self.sessions.values().any(|e| e.live.room.as_ref() == Some(&msg.code));
+        if !occupied {
+            if let Some(room) = self.rooms.remove(&msg.code) {
+                room.do_send(room::Stop);
+            }
+        }
+    }
+}
+
+impl Handler<Snapshot> for SessionRegistry {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
+        let mut all: Vec<LiveSession> = self.sessions.values().map(|e| e.live.clone()).collect();
+        all.sort_by_key(|s| s.connected_at);
+        MessageResult(all)
+    }
+}
+
+impl Handler<CountInRoom> for SessionRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CountInRoom, _: &mut Context<Self>) -> usize {
+        self.sessions
+            .values()
+            .filter(|e| e.live.room.as_ref() == Some(&msg.code))
+            .count()
+    }
+}
+
+impl Handler<CountFor> for SessionRegistry {
+    type Result = MessageResult<CountFor>;
+
+    fn handle(&mut self, msg: CountFor, _: &mut Context<Self>) -> Self::Result {
+        let per_user = self.sessions.values().filter(|e| e.live.user.id == msg.user).count();
+        let per_ip = self.sessions.values().filter(|e| e.live.ip == msg.ip).count();
+        MessageResult((per_user, per_ip))
+    }
+}
+
+impl Handler<Kick> for SessionRegistry {
+    type Result = MessageResult<Kick>;
+
+    fn handle(&mut self, msg: Kick, _: &mut Context<Self>) -> Self::Result {
+        let banned = matches!(msg.target, Target::Banned { .. });
+        let mut hit = Vec::new();
+        for entry in self.sessions.values().filter(|e| Self::matches(e, &msg.target)) {
+            let reason = msg.reason.clone();
+            if banned {
+                entry.addr.do_send(session::Banned { reason });
+            } else {
+                entry.addr.do_send(session::Kicked { reason });
+            }
+            hit.push(entry.live.clone());
+        }
+        MessageResult(hit)
+    }
+}
+
+impl Handler<Move> for SessionRegistry {
+    type Result = Option<LiveSession>;
+
+    fn handle(&mut self, msg: Move, _: &mut Context<Self>) -> Self::Result {
+        let entry = self.sessions.get(&msg.sid)?;
+        entry.addr.do_send(session::MoveTo {
+            room: msg.room,
+            room_id: msg.room_id,
+        });
+        Some(entry.live.clone())
+    }
+}
+
+impl Handler<Shutdown> for SessionRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) -> usize {
+        for entry in self.sessions.values() {
+            entry.addr.do_send(session::ServerStopping {
+                reason: msg.reason.clone(),
+            });
+        }
+        self.sessions.len()
+    }
+}
