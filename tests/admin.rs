@@ -587,9 +587,9 @@ async fn the_log_filters_and_pages() {
     let mut admin = server.admin().await;
     let mut abe = server.user("abe").await;
     let abe_id = user_id(&mut abe).await;
-    server.user("bo").await;
+    server.user("bob").await;
     for _ in 0..3 {
-        server.login_ok("bo", PASSWORD).await;
+        server.login_ok("bob", PASSWORD).await;
     }
     let response = server
         .client()
@@ -614,9 +614,9 @@ async fn the_log_filters_and_pages() {
             .all(|e| e["user_id"] == abe_id || e["target_user_id"] == abe_id),
         "{by_id}"
     );
-    let by_name = admin.logs(&[("user", "BO")]).await;
+    let by_name = admin.logs(&[("user", "BOB")]).await;
     assert_eq!(by_name["total"], 4, "register and three logins: {by_name}");
-    assert!(entries(&by_name).iter().all(|e| e["username"] == "bo"));
+    assert!(entries(&by_name).iter().all(|e| e["username"] == "bob"));
     let nobody = admin.logs(&[("user", "nobody-at-all")]).await;
     assert_eq!(nobody["total"], 0);
 

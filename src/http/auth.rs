@@ -15,6 +15,7 @@ use crate::auth::{password, validate};
 use crate::db::{self, audit::Event, sessions, users, DbError};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::realtime::registry::{Kick, Target};
 use crate::state::AppState;
 
 /// Holds the OIDC `state` between the redirect out and the one back.
@@ -313,6 +314,10 @@ async fn logout(state: web::Data<AppState>, auth: Auth, ip: ClientIp) -> Result<
         Ok(())
     })
     .await?;
+    state.registry.do_send(Kick {
+        target: Target::Login(session_id),
+        reason: "signed out".into(),
+    });
     Ok(HttpResponse::NoContent()
         .cookie(session::removal_cookie(&state))
         .finish())

@@ -11,6 +11,7 @@ use crate::db::{self, audit::Event, roles, sessions, users, DbError};
 use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::ids::UserId;
+use crate::realtime::registry::{Kick, Target};
 use crate::state::AppState;
 
 const USERS_PER_PAGE: u32 = 50;
@@ -127,5 +128,9 @@ async fn delete(
         })?)
     })
     .await?;
+    state.registry.do_send(Kick {
+        target: Target::User(target),
+        reason: "your account was deleted".into(),
+    });
     Ok(HttpResponse::NoContent().finish())
 }
