@@ -208,7 +208,6 @@ impl Actor for Room {
 
     /// Loads the recent history before handling any join.
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(usize::MAX);
         let (pool, id) = (self.pool.clone(), self.id);
         let load = async move {
             db::run(&pool, move |conn| {

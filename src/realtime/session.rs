@@ -228,11 +228,19 @@ impl WsSession {
         });
     }
 
+    /// Chat frames count against the chat limit (CHAT_RATE_PER_SEC,
+    /// CHAT_BURST); every other frame, malformed ones included, against the
+    /// general frame limit.
     fn on_text(&mut self, text: &str, ctx: &mut Ctx) {
-        if !self.frames.take() {
+        let parsed = ClientMsg::parse(text);
+        let allowed = match &parsed {
+            Ok(ClientMsg::Chat { .. }) => self.chats.take(),
+            _ => self.frames.take(),
+        };
+        if !allowed {
             return self.flooding(ctx);
         }
-        match ClientMsg::parse(text) {
+        match parsed {
             Ok(msg) => self.dispatch(msg, ctx),
             Err(error) => self.refuse(ctx, error),
         }
@@ -338,9 +346,6 @@ impl WsSession {
     }
 
     fn chat(&mut self, text: String, nonce: Option<String>, ctx: &mut Ctx) {
-        if !self.chats.take() {
-            return self.flooding(ctx);
-        }
         if text.is_empty() {
             return self.refuse(ctx, ProtocolError::new("bad_request", "a message needs text"));
         }

@@ -418,3 +418,131 @@ pub fn assert_client_error(status: StatusCode, body: &Value) {
         "no error message: {status} {body}"
     );
 }
+
+/// A WebSocket client signed in with an `Api`'s session cookie.
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// The `hello` frame.
+    pub hello: Value,
+}
+
+/// Frames are waited for at most this long.
+pub const FRAME_WAIT: Duration = Duration::from_secs(5);
+
+impl Ws {
+    /// Connects as `api`'s user and reads `hello`.
+    pub async fn connect(api: &Api) -> Ws {
+        Self::try_connect(api, Some(&api.base))
+            .await
+            .expect("WebSocket upgrade refused")
+    }
+
+    /// Connects with the given Origin; `Err(status)` when the upgrade is refused.
+    pub async fn try_connect(api: &Api, origin: Option<&str>) -> Result<Ws, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/ws", api.base.replacen("http", "ws", 1));
+        let mut request = url.into_client_request().unwrap();
+        if let Some(cookie) = api.session_cookie() {
+            request
+                .headers_mut()
+                .insert("Cookie", format!("sb_session={cookie}").parse().unwrap());
+        }
+        if let Some(origin) = origin {
+            request.headers_mut().insert("Origin", origin.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((stream, _)) => {
+                let mut ws = Ws {
+                    stream,
+                    hello: Value::Null,
+                };
+                ws.hello = ws.next_of("hello").await;
+                Ok(ws)
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+            Err(other) => panic!("WebSocket connect failed: {other}"),
+        }
+    }
+
+    pub fn sid(&self) -> String {
+        self.hello["sid"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        self.stream.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// The next JSON text frame; panics on close or after FRAME_WAIT.
+    pub async fn next(&mut self) -> Value {
+        match self.next_event(FRAME_WAIT).await {
+            Event::Frame(v) => v,
+            Event::Closed(code) => panic!("socket closed ({code:?}) while a frame was expected"),
+            Event::Timeout => panic!("no frame within {FRAME_WAIT:?}"),
+        }
+    }
+
+    /// Skips frames until one of type `ty`.
+    pub async fn next_of(&mut self, ty: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + FRAME_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_event(left).await {
+                Event::Frame(v) if v["type"] == ty => return v,
+                Event::Frame(_) => continue,
+                Event::Closed(code) => panic!("socket closed ({code:?}) while waiting for {ty}"),
+                Event::Timeout => panic!("no {ty} frame within {FRAME_WAIT:?}"),
+            }
+        }
+    }
+
+    /// Joins a room and returns the `joined` frame.
+    pub async fn join(&mut self, room: &str) -> Value {
+        self.send(json!({"type": "join", "room": room})).await;
+        self.next_of("joined").await
+    }
+
+    /// Reads until the socket closes: the close code (None for a bare close).
+    pub async fn closed(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + FRAME_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_event(left).await {
+                Event::Frame(_) => continue,
+                Event::Closed(code) => return code,
+                Event::Timeout => panic!("the socket did not close within {FRAME_WAIT:?}"),
+            }
+        }
+    }
+
+    /// True when nothing arrives within `wait`.
+    pub async fn quiet_for(&mut self, wait: Duration) -> bool {
+        matches!(self.next_event(wait).await, Event::Timeout)
+    }
+
+    pub async fn next_event(&mut self, wait: Duration) -> Event {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match tokio::time::timeout(wait, self.stream.next()).await {
+                Err(_) => return Event::Timeout,
+                Ok(None) => return Event::Closed(None),
+                Ok(Some(Err(_))) => return Event::Closed(None),
+                Ok(Some(Ok(Message::Text(t)))) => return Event::Frame(serde_json::from_str(t.as_str()).unwrap()),
+                Ok(Some(Ok(Message::Close(frame)))) => return Event::Closed(frame.map(|f| u16::from(f.code))),
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+}
+
+pub enum Event {
+    Frame(Value),
+    Closed(Option<u16>),
+    Timeout,
+}
