@@ -116,7 +116,10 @@ struct RoundTrip {
 /// Starts a sign-in and follows it to the provider and back to the callback.
 async fn to_callback(server: &Server, api: &Api) -> (Url, Url) {
     let response = api.http.get(server.url("/auth/oidc/login")).send().await.unwrap();
-    let authorize = Url::parse(&location(&response)).unwrap();
+    let to = location(&response);
+    let authorize = Url::parse(&to).unwrap_or_else(|_| {
+        panic!("/auth/oidc/login should redirect to the provider, not to {to:?}")
+    });
     let response = api.http.get(authorize.clone()).send().await.unwrap();
     let callback = Url::parse(&location(&response)).unwrap();
     (authorize, callback)

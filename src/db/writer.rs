@@ -75,8 +75,8 @@ impl Writer {
         let (ack, done) = tokio::sync::oneshot::channel();
         let jobs = self.jobs.clone();
         // The queue may be full: wait for room off the async workers.
-        let queued = actix_web::web::block(move || jobs.send(Job::Flush(ack))).await;
-        if matches!(queued, Ok(Ok(()))) {
+        let queued = actix_web::web::block(move || jobs.send(Job::Flush(ack)).is_ok()).await;
+        if matches!(queued, Ok(true)) {
             let _ = done.await;
         }
     }
