@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test Switchboard has: formatting and lints, Rust unit tests,
+# integration tests against the real server (HTTP, WebSocket, a real local
+# OIDC provider) and, when present, browser tests. Installs what the tests
+# need when it is missing, so it works the same on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tests/setup.sh
+
+echo "== format and lints"
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --no-fail-fast
+else
+  cargo test --no-fail-fast
+fi

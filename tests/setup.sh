@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the tests need and the machine lacks: the Rust toolchain's
+# components, Node.js packages for the local OpenID provider. Safe to run
+# again: it only installs what is missing or out of date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "== installing Node.js (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+# npm ci when node_modules is missing or older than the lock file.
+if [[ ! -d tests/node_modules || tests/package-lock.json -nt tests/node_modules/.package-lock.json ]]; then
+  echo "== installing test node packages"
+  npm ci --prefix tests --no-audit --no-fund --loglevel=error
+fi
