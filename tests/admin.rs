@@ -1,4 +1,9 @@
 //! The admin API: users (list, search, promote, demote, roles, delete), roles and permissions, who may call what, and the audit log with its filters and paging.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed step should fail the test"
+)]
 mod common;
 
 use common::{assert_error, is_rfc3339, Api, Server, PASSWORD};

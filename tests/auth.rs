@@ -1,4 +1,9 @@
 //! Sign-in per the contract: registration, password login, the User shape, username and password rules, ADMIN_EMAIL, CAPTCHA, the login rate limit, MAX_USERS and guests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed step should fail the test"
+)]
 mod common;
 
 use common::{assert_error, is_rfc3339, solve_captcha, Api, Server, ADMIN_EMAIL, PASSWORD};

@@ -1,4 +1,9 @@
 //! The operator command line: `migrate`, `user create/promote/demote` (password on stdin) against a database a server then uses, and `hash-password`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed step should fail the test"
+)]
 mod common;
 
 use std::io::Write;

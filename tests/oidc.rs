@@ -1,4 +1,9 @@
 //! OpenID Connect sign-in against a real local provider (tests/oidc/provider.mjs): the redirect with state, nonce and PKCE, first sign-in and choosing a username, returning users, unverified emails, ADMIN_EMAIL, tampered or replayed state, provider errors, a wrong client secret, and MAX_USERS.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed step should fail the test"
+)]
 mod common;
 
 use std::path::Path;
@@ -117,9 +122,8 @@ struct RoundTrip {
 async fn to_callback(server: &Server, api: &Api) -> (Url, Url) {
     let response = api.http.get(server.url("/auth/oidc/login")).send().await.unwrap();
     let to = location(&response);
-    let authorize = Url::parse(&to).unwrap_or_else(|_| {
-        panic!("/auth/oidc/login should redirect to the provider, not to {to:?}")
-    });
+    let authorize =
+        Url::parse(&to).unwrap_or_else(|_| panic!("/auth/oidc/login should redirect to the provider, not to {to:?}"));
     let response = api.http.get(authorize.clone()).send().await.unwrap();
     let callback = Url::parse(&location(&response)).unwrap();
     (authorize, callback)

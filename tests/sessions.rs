@@ -1,4 +1,9 @@
 //! Sessions and CSRF: unauthenticated requests, the X-CSRF-Token and Origin checks, logout, sessions ended by account deletion, security headers on every response, and X-Forwarded-For trusted only from TRUSTED_PROXIES.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed step should fail the test"
+)]
 mod common;
 
 use common::{assert_error, Api, Server, PASSWORD};

@@ -51,10 +51,52 @@ pub fn create(
     Err(DbError::Conflict("could not find a free room code".into()))
 }
 
+/// The rooms a user entered most recently, newest first.
+pub fn recent_for_user(conn: &Connection, user: UserId, limit: u32) -> Result<Vec<Room>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT r.id, r.code, r.name, r.created_at FROM rooms r
+         JOIN (SELECT room, max(id) AS last FROM audit_log
+               WHERE user_id = ?1 AND action IN ('room_join', 'room_create') AND room IS NOT NULL
+               GROUP BY room) visits ON visits.room = r.code
+         ORDER BY visits.last DESC LIMIT ?2",
+    )?;
+    let rooms = stmt
+        .query_map(params![user, limit], |r| {
+            Ok(Room {
+                id: r.get(0)?,
+                code: RoomCode(r.get(1)?),
+                name: r.get(2)?,
+                created_at: to_time(r.get(3)?),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rooms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::db::{testing::memory, users};
+
+    #[test]
+    fn recent_rooms_are_newest_first_and_distinct() {
+        let conn = memory();
+        let user = users::create_guest(&conn, "g-1", "G").unwrap();
+        let team = create(&conn, "Team", user, crate::auth::tokens::room_code).unwrap();
+        for room in ["lobby", team.code.as_str(), "lobby"] {
+            crate::db::audit::Event::new("room_join")
+                .by(user, "g-1")
+                .room(room)
+                .record(&conn)
+                .unwrap();
+        }
+        let recent: Vec<String> = recent_for_user(&conn, user, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.code.0)
+            .collect();
+        assert_eq!(recent, vec!["lobby".to_owned(), team.code.0]);
+    }
 
     #[test]
     fn a_code_collision_is_retried() {

@@ -21,6 +21,9 @@ const PAGES: &[(&str, &str)] = &[
     ("/login", "login.html"),
     ("/register", "register.html"),
     ("/choose-username", "choose-username.html"),
+    ("/room/{code}", "room.html"),
+    ("/profile", "profile.html"),
+    ("/admin", "admin.html"),
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

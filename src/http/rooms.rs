@@ -15,9 +15,11 @@ use crate::state::AppState;
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
+const RECENT_ROOMS: u32 = 10;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/rooms", web::post().to(create))
+        .route("/api/me/rooms", web::get().to(recent))
         .route("/api/rooms/{code}", web::get().to(show))
         .route("/api/rooms/{code}/messages", web::get().to(messages_page));
 }
@@ -49,6 +51,16 @@ async fn create(
     })
     .await?;
     Ok(HttpResponse::Created().json(room))
+}
+
+/// The rooms the signed-in user entered or created most recently.
+async fn recent(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
+    let user = auth.user.id;
+    let found = db::run(&state.pool, move |conn| {
+        rooms::recent_for_user(conn, user, RECENT_ROOMS)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"rooms": found})))
 }
 
 async fn show(state: web::Data<AppState>, _auth: Auth, code: web::Path<String>) -> Result<HttpResponse, ApiError> {

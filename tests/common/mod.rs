@@ -2,7 +2,11 @@
 //! ephemeral port with a temporary data directory, and real HTTP and
 //! WebSocket clients that speak to it as a browser would.
 #![allow(dead_code, reason = "each test crate uses a different part of the fixture")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a failed fixture step should fail the test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed fixture step should fail the test"
+)]
 
 use std::process::Stdio;
 use std::sync::Arc;
