@@ -82,7 +82,9 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone)]
 pub struct OidcConfig {
-    pub issuer: Url,
+    /// Exactly as configured: OIDC compares issuers as strings, so a
+    /// trailing slash added by URL normalisation would fail discovery.
+    pub issuer: String,
     /// The provider's name on the sign-in button.
     pub name: String,
     pub client_id: String,
@@ -404,7 +406,8 @@ fn oidc_config(s: &Settings) -> Result<Option<OidcConfig>, ConfigError> {
         ));
     };
     let raw_issuer = s.get("OIDC_ISSUER").unwrap_or(GOOGLE_ISSUER);
-    let issuer = Url::parse(raw_issuer).map_err(|e| invalid("OIDC_ISSUER", raw_issuer, e))?;
+    Url::parse(raw_issuer).map_err(|e| invalid("OIDC_ISSUER", raw_issuer, e))?;
+    let issuer = raw_issuer.to_owned();
     let default_name = if raw_issuer == GOOGLE_ISSUER {
         "Google"
     } else {
@@ -541,7 +544,7 @@ mod tests {
         assert!(Config::from_settings(&settings(&[("GOOGLE_CLIENT_ID", "x")])).is_err());
         let c = Config::from_settings(&settings(&[("GOOGLE_CLIENT_ID", "x"), ("GOOGLE_CLIENT_SECRET", "y")])).unwrap();
         let oidc = c.oidc.unwrap();
-        assert_eq!(oidc.issuer.as_str(), "https://accounts.google.com/");
+        assert_eq!(oidc.issuer, "https://accounts.google.com");
         assert_eq!(oidc.name, "Google");
         assert_eq!(format!("{:?}", oidc.client_secret), "Secret(***)");
     }

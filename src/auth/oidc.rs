@@ -108,7 +108,8 @@ impl OidcProvider {
     async fn client(&self) -> Result<&DiscoveredClient, OidcError> {
         self.client
             .get_or_try_init(|| async {
-                let issuer = IssuerUrl::from_url(self.config.issuer.clone());
+                let issuer =
+                    IssuerUrl::new(self.config.issuer.clone()).map_err(|e| OidcError::Discovery(e.to_string()))?;
                 let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
                     .await
                     .map_err(|e| OidcError::Discovery(error_chain(&e)))?;

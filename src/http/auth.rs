@@ -112,6 +112,19 @@ async fn solve_captcha(
     Err(ApiError::CaptchaFailed)
 }
 
+/// `RateLimited` (audited) when `key` has used up its failed logins.
+async fn refuse_if_limited(state: &web::Data<AppState>, key: &str, login: &str, ip: ClientIp) -> Result<(), ApiError> {
+    let Err(retry_after_secs) = state.failed_logins.check(key) else {
+        return Ok(());
+    };
+    let event = Event::new("rate_limited")
+        .by_name(login)
+        .ip(&ip.to_string())
+        .details(json!({"what": "login", "retry_after": retry_after_secs}));
+    db::run(&state.pool, move |conn| event.record(conn)).await?;
+    Err(ApiError::RateLimited { retry_after_secs })
+}
+
 async fn refuse_banned_ip(state: &web::Data<AppState>, ip: ClientIp) -> Result<(), ApiError> {
     let ip = ip.to_string();
     db::run(&state.pool, move |conn| refuse_banned(conn, None, &ip)).await
@@ -186,19 +199,7 @@ async fn login(
         return Err(ApiError::bad_request("a password has at most 128 characters"));
     }
     let ip_key = format!("ip:{ip}");
-    let account_key = format!("login:{}", login.to_lowercase());
-    let limited = state
-        .failed_logins
-        .check(&ip_key)
-        .and_then(|()| state.failed_logins.check(&account_key));
-    if let Err(retry_after_secs) = limited {
-        let event = Event::new("rate_limited")
-            .by_name(&login)
-            .ip(&ip.to_string())
-            .details(json!({"what": "login", "retry_after": retry_after_secs}));
-        db::run(&state.pool, move |conn| event.record(conn)).await?;
-        return Err(ApiError::RateLimited { retry_after_secs });
-    }
+    refuse_if_limited(&state, &ip_key, &login, ip).await?;
     solve_captcha(&state, request.captcha_id, request.captcha_answer, ip, &login).await?;
 
     let ip_text = ip.to_string();
@@ -208,6 +209,13 @@ async fn login(
         Ok(users::find_credentials(conn, &lookup)?)
     })
     .await?;
+    // Failures count against the account, however it was named (username or
+    // email); a login that names no account counts against its text.
+    let account_key = match &credentials {
+        Some(c) => format!("user:{}", c.id),
+        None => format!("login:{}", login.to_lowercase()),
+    };
+    refuse_if_limited(&state, &account_key, &login, ip).await?;
     let password = request.password;
     let cost = state.config.bcrypt_cost;
     let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
