@@ -1,4 +1,9 @@
 //! The server starts on its defaults, answers /healthz, and keeps its data.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed step should fail the test"
+)]
 mod common;
 
 use common::Server;

@@ -2,6 +2,11 @@
 //! and history, voice state, the signal relay's room check, admin watch,
 //! kick, move and ban, bad frames, persistence across kill -9, and many
 //! connections at once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed step should fail the test"
+)]
 mod common;
 
 use std::time::{Duration, Instant};
