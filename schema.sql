@@ -1,7 +1,8 @@
 -- Switchboard schema: the whole, current schema of a fresh database.
 -- The binary embeds this file and applies it to an empty database, then sets
 -- PRAGMA user_version to the latest version (src/db/mod.rs). Older databases
--- are brought up to date by the numbered migrations in src/db/migrations/.
+-- are brought up to date by the numbered migrations in src/db/mod.rs
+-- (MIGRATIONS).
 --
 -- Times are INTEGER milliseconds since the Unix epoch (UTC): compact, and
 -- range filters compare numbers. The API renders them as RFC 3339.

@@ -95,6 +95,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .configure(http::configure)
             .default_service(web::to(http::not_found))
     })
+    // Frames leave as soon as they are written: Nagle's algorithm would hold
+    // small frames back for the peer's delayed ACK (tens of milliseconds).
+    .tcp_nodelay(true)
     .listen(listener)?
     .shutdown_timeout(SHUTDOWN_GRACE_SECS)
     .disable_signals()

@@ -3,7 +3,9 @@
 //! connection, and each message is handed back only after its commit, so
 //! nothing is delivered that a crash could lose.
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -15,6 +17,8 @@ use super::{DbError, Pool};
 const QUEUE_CAPACITY: usize = 16_384;
 /// At most this many jobs share one transaction.
 const MAX_BATCH: usize = 512;
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 type Done = Box<dyn FnOnce(Result<Message, DbError>) + Send>;
 
@@ -31,6 +35,8 @@ pub struct Busy;
 #[derive(Clone)]
 pub struct Writer {
     jobs: SyncSender<Job>,
+    /// Dropped with the last handle, which ends the checkpoint thread.
+    _alive: Arc<SyncSender<()>>,
 }
 
 impl Writer {
@@ -39,12 +45,18 @@ impl Writer {
     /// shutdown waits for it.
     pub fn start(pool: Pool) -> Result<Writer, DbError> {
         let conn = pool.get()?;
+        // Checkpoints (and their fsync) happen on the checkpoint thread, never
+        // between two batches of messages waiting to be delivered.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoints = pool.get()?;
         let (jobs, queue) = sync_channel(QUEUE_CAPACITY);
-        std::thread::Builder::new()
-            .name("db-writer".into())
-            .spawn(move || run(&conn, &queue))
-            .map_err(|e| DbError::Schema(format!("cannot start the writer thread: {e}")))?;
-        Ok(Writer { jobs })
+        let (alive, stopped) = sync_channel::<()>(0);
+        spawn("db-writer", move || run(&conn, &queue))?;
+        spawn("db-checkpoint", move || checkpoint_until(&checkpoints, &stopped))?;
+        Ok(Writer {
+            jobs,
+            _alive: Arc::new(alive),
+        })
     }
 
     /// Stores `message`; `done` runs on the writer thread after the commit.
@@ -78,6 +90,24 @@ impl Writer {
         let queued = actix_web::web::block(move || jobs.send(Job::Flush(ack)).is_ok()).await;
         if matches!(queued, Ok(true)) {
             let _ = done.await;
+        }
+    }
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), DbError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map(|_| ())
+        .map_err(|e| DbError::Schema(format!("cannot start the {name} thread: {e}")))
+}
+
+/// A passive checkpoint every second (it never blocks writers), until the
+/// writer is gone.
+fn checkpoint_until(conn: &Connection, stopped: &Receiver<()>) {
+    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "WAL checkpoint failed");
         }
     }
 }

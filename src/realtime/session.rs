@@ -25,6 +25,7 @@ use crate::auth::perm;
 use crate::auth::session::Auth;
 use crate::auth::tokens::random_token;
 use crate::db::{self, audit::Event, messages::NewMessage, rooms, sessions};
+use crate::error::ApiError;
 use crate::ids::{RoomCode, SessionId};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -128,9 +129,11 @@ pub fn serve(
         chats: TokenBucket::new(chat_rate, chat_burst),
         flood: Flood::default(),
     };
+    // A request that is not a WebSocket handshake gets the contract's error body.
     ws::WsResponseBuilder::new(session, req, payload)
         .frame_size(MAX_FRAME_BYTES)
         .start()
+        .map_err(|e| ApiError::bad_request(format!("not a WebSocket handshake: {e}")).into())
 }
 
 type Ctx = ws::WebsocketContext<WsSession>;

@@ -232,7 +232,7 @@ async fn create_ban(
             }
             let ban = bans::create(tx, &new_ban)?;
             let mut event = event
-                .details(json!({"ban_id": ban.id, "ip": ban.ip, "reason": ban.reason, "expires_at": ban.expires_at}));
+                .details(json!({"ban_id": ban.id, "user_id": ban.user_id, "ip": ban.ip, "reason": ban.reason, "expires_at": ban.expires_at}));
             if let Some(user) = user {
                 event = event.target(user);
             }
@@ -263,7 +263,7 @@ async fn lift_ban(
     let event = actor_event("unban", &auth, &ip);
     db::run(&state.pool, move |conn| -> Result<(), ApiError> {
         let ban = bans::lift(conn, id)?;
-        let mut event = event.details(json!({"ban_id": ban.id, "ip": ban.ip}));
+        let mut event = event.details(json!({"ban_id": ban.id, "user_id": ban.user_id, "ip": ban.ip}));
         if let Some(user) = ban.user_id {
             event = event.target(user);
         }
