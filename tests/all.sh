@@ -18,3 +18,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --no-fail-fast
 fi
+
+echo "== browser tests"
+# Real headless Chromium against target/debug/switchboard (tests/browser/server.mjs
+# starts it): build it for the current sources first.
+cargo build --quiet
+node --test tests/browser/

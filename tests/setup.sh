@@ -17,3 +17,10 @@ if [[ ! -d tests/node_modules || tests/package-lock.json -nt tests/node_modules/
   echo "== installing test node packages"
   npm ci --prefix tests --no-audit --no-fund --loglevel=error
 fi
+
+# Debian's Chromium for the browser tests (tests/browser/): playwright-core drives
+# it, so no browser is ever downloaded.
+if [[ ! -x /usr/bin/chromium ]]; then
+  echo "== installing Chromium (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi

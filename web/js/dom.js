@@ -42,6 +42,12 @@ function flatten(children) {
     .map((child) => (child instanceof Node ? child : String(child)));
 }
 
+/** Adds an event listener and answers the element, for use around `h(…)`. */
+export function listen(element, type, handler) {
+  element.addEventListener(type, handler);
+  return element;
+}
+
 /** Sets an element's text; null and undefined become empty. */
 export function setText(element, text) {
   element.textContent = text ?? '';

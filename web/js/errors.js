@@ -20,6 +20,11 @@ const MESSAGES = {
   too_large: 'That is too large.',
   unsupported_type: 'That type of file is not supported.',
   network: 'The server could not be reached. Check your connection and try again.',
+  // Codes of WebSocket `error` frames.
+  not_in_room: 'You are not in that room any more. Reload the page to join it again.',
+  sfu_unavailable: 'This server cannot relay voice, so a direct voice connection is the only way.',
+  server_restarting: 'The server is restarting. Reconnecting in a moment…',
+  internal: 'The server could not do that. Please try again.',
 };
 
 // For these the server's own message says which field or which rule, which beats
@@ -33,7 +38,7 @@ export function describeError(error) {
     return GENERIC;
   }
   if (error.code === 'rate_limited') return rateLimitedMessage(error.retryAfter);
-  if (SERVER_DETAIL_PREFERRED.has(error.code) && error.message) return error.message;
+  if (SERVER_DETAIL_PREFERRED.has(error.code) && error.message) return sentence(error.message);
   return MESSAGES[error.code] ?? (error.message || GENERIC);
 }
 
@@ -41,6 +46,13 @@ export function describeError(error) {
 export function messageForCode(code) {
   if (code === 'rate_limited') return rateLimitedMessage(null);
   return Object.hasOwn(MESSAGES, code) ? MESSAGES[code] : null;
+}
+
+/** The server's detail ("that username is taken") as a sentence. */
+function sentence(text) {
+  const trimmed = text.trim();
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
 }
 
 function rateLimitedMessage(seconds) {

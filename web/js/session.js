@@ -39,6 +39,21 @@ export function hasPermission(user, permission) {
   return user.is_admin === true || (user.permissions ?? []).includes(permission);
 }
 
+/** The permissions that each open a part of the admin console. */
+export const ADMIN_PERMISSIONS = Object.freeze([
+  'sessions.view',
+  'admin.users',
+  'admin.roles',
+  'bans.manage',
+  'admin.logs',
+  'admin.messages',
+]);
+
+/** Whether the admin console has anything to show this user. */
+export function canUseAdminConsole(user) {
+  return ADMIN_PERMISSIONS.some((permission) => hasPermission(user, permission));
+}
+
 /** Ends this session and goes to the sign-in page. */
 export async function signOut() {
   try {

@@ -1,13 +1,15 @@
 // /: the signed-in home page: who is signed in, and the ways into a room.
 
 import { api } from '../api.js';
-import { byId, setText, show, showMessage } from '../dom.js';
+import { byId, h, setText, show, showMessage } from '../dom.js';
 import { describeError } from '../errors.js';
 import { fieldText, onSubmit, showStatus } from '../forms.js';
 import { CHOOSE_USERNAME, roomPath } from '../paths.js';
-import { hasPermission, needsUsername, reloadWhenRestoredFromCache, requireUser, signOut } from '../session.js';
+import { hasPermission, needsUsername, reloadWhenRestoredFromCache, requireUser } from '../session.js';
+import { dateTime } from '../time.js';
+import { showAccountNav, wireSignOut } from '../topbar.js';
 
-const ADMIN_PERMISSION = 'admin.users';
+const CREATE_PERMISSION = 'rooms.create';
 
 const notice = byId('notice');
 const createForm = byId('create-room-form');
@@ -17,7 +19,7 @@ let createdRoomUrl = null;
 reloadWhenRestoredFromCache();
 onSubmit(createForm, createRoom);
 onSubmit(joinForm, joinRoom, { validate: validateJoin });
-byId('sign-out').addEventListener('click', () => signOut().catch(showNotice));
+wireSignOut(showNotice);
 byId('copy-room-link').addEventListener('click', copyRoomLink);
 byId('retry').addEventListener('click', start);
 
@@ -35,6 +37,7 @@ async function start() {
       return;
     }
     renderUser(user);
+    loadRecentRooms();
   } catch (error) {
     showNotice(error);
     show(byId('retry'), true);
@@ -48,9 +51,33 @@ function renderUser(user) {
   setText(byId('username'), `(@${user.username})`);
   show(byId('admin-badge'), user.is_admin === true);
   show(byId('guest-badge'), user.guest === true);
-  show(byId('admin-link'), hasPermission(user, ADMIN_PERMISSION));
-  show(byId('account-nav'), true);
+  show(byId('create-section'), hasPermission(user, CREATE_PERMISSION));
+  showAccountNav(user);
   show(byId('home'), true);
+}
+
+async function loadRecentRooms() {
+  const list = byId('recent-rooms');
+  show(byId('recent-error'), false);
+  try {
+    const { rooms } = await api('GET', '/api/me/rooms');
+    list.replaceChildren(...rooms.map(recentRoomItem));
+    show(list, rooms.length > 0);
+    show(byId('recent-empty'), rooms.length === 0);
+  } catch (error) {
+    showMessage(byId('recent-error'), `Your recent rooms could not be loaded. ${describeError(error)}`);
+  } finally {
+    show(byId('recent-loading'), false);
+  }
+}
+
+function recentRoomItem(room) {
+  return h(
+    'li',
+    {},
+    h('a', { class: 'room-link', href: roomPath(room.code) }, room.name),
+    h('span', { class: 'muted room-list-meta' }, room.code === 'lobby' ? 'lobby' : `created ${dateTime(room.created_at)}`),
+  );
 }
 
 async function createRoom() {

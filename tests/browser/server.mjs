@@ -1,0 +1,106 @@
+// Starts the real switchboard binary for the browser tests: an ephemeral port on
+// 127.0.0.1, a temporary database, JSON logs read until "listening" says where.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve(HERE, '..', '..');
+
+export const ADMIN_EMAIL = 'admin@example.org';
+export const PASSWORD = 'correct horse battery';
+
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** The binary under test: $SB_BIN, else the debug build of this repository. */
+export function binaryPath() {
+  return process.env.SB_BIN ? resolve(process.env.SB_BIN) : join(REPO, 'target', 'debug', 'switchboard');
+}
+
+/**
+ * Starts a server; `env` overrides the test defaults (e.g. {CAPTCHA: 'true'}).
+ * Answers {base, log, url(path), restart(), stop()}. The log lines are kept in
+ * `log` (and printed when SB_TEST_LOG is set).
+ */
+export async function startServer(env = {}) {
+  const bin = binaryPath();
+  if (!existsSync(bin)) throw new Error(`No server binary at ${bin}: run cargo build first (or set SB_BIN).`);
+  const dir = mkdtempSync(join(tmpdir(), 'switchboard-browser-'));
+  const settings = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    DATABASE_PATH: join(dir, 'switchboard.db'),
+    LOG_FORMAT: 'json',
+    RUST_LOG: 'info',
+    SECRET_KEY: 'browser-test-secret-key-0123456789',
+    BCRYPT_COST: '4',
+    ADMIN_EMAIL,
+    ALLOW_GUESTS: 'true',
+    CAPTCHA: 'false',
+    LOGIN_RATE_PER_MIN: '0',
+    ...env,
+  };
+  const log = [];
+  let running = await spawnServer(bin, dir, { ...settings, BIND: '127.0.0.1:0' }, log);
+  const addr = running.addr;
+  let stopped = false;
+
+  return {
+    base: `http://${addr}`,
+    log,
+    url: (path) => `http://${addr}${path}`,
+    /** SIGTERM (sessions are told `server_restarting`, close 1012), then the same port and database again. */
+    async restart() {
+      await terminate(running);
+      running = await spawnServer(bin, dir, { ...settings, BIND: addr }, log);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await terminate(running);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function spawnServer(bin, dir, env, log) {
+  const child = spawn(bin, ['serve'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env });
+  const exited = new Promise((resolveExit) => child.once('exit', (code, signal) => resolveExit({ code, signal })));
+  const lines = createInterface({ input: child.stderr });
+  const addr = await new Promise((resolveAddr, reject) => {
+    const timer = setTimeout(() => reject(new Error('the server did not say "listening" within 30 s')), START_TIMEOUT_MS);
+    lines.on('line', (line) => {
+      log.push(line);
+      if (process.env.SB_TEST_LOG) console.error(`server: ${line}`);
+      let entry;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (entry.message === 'listening' && entry.addr) {
+        clearTimeout(timer);
+        resolveAddr(entry.addr);
+      }
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`the server exited (${code ?? signal}) before listening:\n${log.slice(-20).join('\n')}`));
+    });
+  });
+  return { child, exited, addr };
+}
+
+async function terminate({ child, exited }) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timeout = new Promise((done) => setTimeout(done, STOP_TIMEOUT_MS, 'timeout'));
+  if ((await Promise.race([exited, timeout])) === 'timeout') {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}

@@ -1,0 +1,114 @@
+// The member list of a room: who is here, who is in voice, muted or speaking.
+// States are shown in words as well as by colour, so they read out and print.
+
+import { h, setText } from './dom.js';
+
+export class MemberList {
+  /** `list`: the `<ul>`; `count`: where "N here" goes; `ownSid()`: this connection's sid. */
+  constructor({ list, count, ownSid }) {
+    this.list = list;
+    this.count = count;
+    this.ownSid = ownSid;
+    /** sid -> {member, element, speaking} */
+    this.entries = new Map();
+  }
+
+  /** The members of a `joined` frame, in the order they arrived. */
+  reset(members) {
+    this.entries.clear();
+    this.list.replaceChildren();
+    for (const member of members) this.add(member);
+    this.updateCount();
+  }
+
+  add(member) {
+    if (!member?.sid) return;
+    const existing = this.entries.get(member.sid);
+    if (existing) existing.element.remove();
+    const entry = { member: { ...member }, element: null, speaking: false };
+    entry.element = this.render(entry);
+    this.entries.set(member.sid, entry);
+    this.list.append(entry.element);
+    this.updateCount();
+  }
+
+  remove(sid) {
+    const entry = this.entries.get(sid);
+    if (!entry) return null;
+    entry.element.remove();
+    this.entries.delete(sid);
+    this.updateCount();
+    return entry.member;
+  }
+
+  get(sid) {
+    return this.entries.get(sid)?.member ?? null;
+  }
+
+  all() {
+    return [...this.entries.values()].map((entry) => entry.member);
+  }
+
+  setVoice(sid, inVoice, muted) {
+    const entry = this.entries.get(sid);
+    if (!entry) return;
+    entry.member.in_voice = inVoice;
+    entry.member.muted = muted;
+    if (!inVoice) entry.speaking = false;
+    this.refresh(entry);
+  }
+
+  setSpeaking(sid, speaking) {
+    const entry = this.entries.get(sid);
+    if (!entry || entry.speaking === speaking) return;
+    entry.speaking = speaking && entry.member.in_voice;
+    this.refresh(entry);
+  }
+
+  refresh(entry) {
+    const fresh = this.render(entry);
+    entry.element.replaceWith(fresh);
+    entry.element = fresh;
+  }
+
+  render({ member, speaking }) {
+    const own = member.sid === this.ownSid();
+    const name = member.display_name || member.username;
+    const voice = !member.in_voice ? 'off' : member.muted ? 'muted' : 'on';
+    const states = [];
+    if (member.in_voice) states.push(h('span', { class: 'state state-voice' }, 'In voice'));
+    if (member.in_voice && member.muted) states.push(h('span', { class: 'state state-muted' }, 'Muted'));
+    if (member.in_voice && speaking && !member.muted) {
+      states.push(h('span', { class: 'state state-speaking' }, 'Speaking'));
+    }
+    return h(
+      'li',
+      {
+        class: speaking && member.in_voice && !member.muted ? 'member member-speaking' : 'member',
+        'data-sid': member.sid,
+        'data-voice': voice,
+      },
+      h('span', { class: 'member-avatar', 'aria-hidden': 'true' }, initial(name)),
+      h(
+        'span',
+        { class: 'member-names' },
+        h('span', { class: 'member-name' }, name, own ? ' (you)' : ''),
+        member.username && member.username !== name
+          ? h('span', { class: 'member-username' }, `@${member.username}`)
+          : null,
+        member.guest ? h('span', { class: 'member-username' }, 'guest') : null,
+      ),
+      h('span', { class: 'member-states' }, states),
+    );
+  }
+
+  updateCount() {
+    const n = this.entries.size;
+    setText(this.count, n === 1 ? '1 here' : `${n} here`);
+  }
+}
+
+function initial(name) {
+  const first = [...(name ?? '').trim()][0];
+  return first ? first.toUpperCase() : '?';
+}
