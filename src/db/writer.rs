@@ -24,7 +24,10 @@ type Done = Box<dyn FnOnce(Result<Message, DbError>) + Send>;
 
 enum Job {
     /// Boxed: the queue's slots are allocated up front, so they stay small.
-    Message { message: Box<NewMessage>, done: Done },
+    Message {
+        message: Box<NewMessage>,
+        done: Done,
+    },
     Audit(Box<Event>),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
