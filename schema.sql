@@ -22,9 +22,14 @@ CREATE TABLE users (
     is_guest        INTEGER NOT NULL DEFAULT 0,
     -- Set by a first OIDC sign-in until the person picks a username.
     needs_username  INTEGER NOT NULL DEFAULT 0,
+    -- Base32 TOTP secret once two-factor is on.
     totp_secret     TEXT,
     created_at      INTEGER NOT NULL,
     last_login_at   INTEGER,
+    -- A secret being set up, until the first code proves the app has it.
+    totp_pending    TEXT,
+    -- The last accepted time step: a code is never accepted twice.
+    totp_last_step  INTEGER,
     UNIQUE (oidc_issuer, oidc_subject)
 );
 

@@ -7,6 +7,7 @@ pub mod password;
 pub mod session;
 pub mod signin;
 pub mod tokens;
+pub mod totp;
 pub mod validate;
 
 /// The built-in permission names that guard endpoints and socket messages.

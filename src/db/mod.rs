@@ -26,7 +26,11 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// Numbered migrations: entry `i` brings a database from version `i + 1` to
 /// `i + 2`. A change to the schema updates `schema.sql` and adds one here.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[
+    // 1 -> 2: two-factor set-up and replay protection.
+    "ALTER TABLE users ADD COLUMN totp_pending TEXT;
+     ALTER TABLE users ADD COLUMN totp_last_step INTEGER;",
+];
 
 pub const LATEST_VERSION: u32 = 1 + MIGRATIONS.len() as u32;
 
@@ -194,6 +198,72 @@ mod tests {
     fn migrate_is_idempotent() {
         let mut conn = testing::memory();
         assert_eq!(migrate(&mut conn).unwrap(), LATEST_VERSION);
+    }
+
+    /// Every table's columns and every index, as SQLite reports them.
+    fn shape(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+            )
+            .unwrap();
+        let objects: Vec<(String, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut shape = Vec::new();
+        for (kind, name, table) in objects {
+            shape.push(format!("{kind} {name} on {table}"));
+            if kind == "table" {
+                let mut cols = conn
+                    .prepare(&format!(
+                        "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info('{name}')"
+                    ))
+                    .unwrap();
+                let columns = cols
+                    .query_map([], |r| {
+                        Ok(format!(
+                            "  {} {} notnull={} default={:?} pk={}",
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, i64>(4)?
+                        ))
+                    })
+                    .unwrap()
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+                shape.extend(columns);
+            }
+        }
+        shape
+    }
+
+    #[test]
+    fn a_fresh_schema_equals_a_fully_migrated_first_version() {
+        let fresh = testing::memory();
+        let mut old = Connection::open_in_memory().unwrap();
+        old.execute_batch(include_str!("schema_history/v1.sql")).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        assert_eq!(migrate(&mut old).unwrap(), LATEST_VERSION);
+        assert_eq!(shape(&old), shape(&fresh));
+    }
+
+    #[test]
+    fn migrations_keep_rows() {
+        let mut old = Connection::open_in_memory().unwrap();
+        old.execute_batch(include_str!("schema_history/v1.sql")).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute(
+            "INSERT INTO users (username, display_name, created_at) VALUES ('kept', 'Kept', 1)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut old).unwrap();
+        let name: String = old.query_row("SELECT username FROM users", [], |r| r.get(0)).unwrap();
+        assert_eq!(name, "kept");
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub struct Credentials {
     pub email: Option<String>,
     pub password_hash: Option<String>,
     pub totp_secret: Option<String>,
+    pub totp_last_step: Option<i64>,
     pub is_guest: bool,
 }
 
@@ -97,7 +98,7 @@ pub fn find_credentials(conn: &Connection, login: &str) -> Result<Option<Credent
     let email = crate::config::normalise_email(login);
     Ok(conn
         .query_row(
-            "SELECT id, username, email, password_hash, totp_secret, is_guest FROM users
+            "SELECT id, username, email, password_hash, totp_secret, totp_last_step, is_guest FROM users
              WHERE username = ?1 OR email = ?2 ORDER BY username = ?1 DESC LIMIT 1",
             params![login.trim(), email],
             |row| {
@@ -107,7 +108,8 @@ pub fn find_credentials(conn: &Connection, login: &str) -> Result<Option<Credent
                     email: row.get(2)?,
                     password_hash: row.get(3)?,
                     totp_secret: row.get(4)?,
-                    is_guest: row.get(5)?,
+                    totp_last_step: row.get(5)?,
+                    is_guest: row.get(6)?,
                 })
             },
         )
@@ -222,6 +224,63 @@ pub fn set_username(conn: &Connection, id: UserId, username: &str) -> Result<(),
 pub fn set_password_hash(conn: &Connection, id: UserId, hash: &str) -> Result<(), DbError> {
     conn.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?;
     Ok(())
+}
+
+/// Two-factor state: the active secret, one being set up, the last used step.
+#[derive(Debug, Clone, Default)]
+pub struct Totp {
+    pub secret: Option<String>,
+    pub pending: Option<String>,
+    pub last_step: Option<i64>,
+}
+
+pub fn totp(conn: &Connection, id: UserId) -> Result<Totp, DbError> {
+    conn.query_row(
+        "SELECT totp_secret, totp_pending, totp_last_step FROM users WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(Totp {
+                secret: r.get(0)?,
+                pending: r.get(1)?,
+                last_step: r.get(2)?,
+            })
+        },
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+pub fn set_totp_pending(conn: &Connection, id: UserId, secret: &str) -> Result<(), DbError> {
+    conn.execute("UPDATE users SET totp_pending = ?2 WHERE id = ?1", params![id, secret])?;
+    Ok(())
+}
+
+/// Turns the pending secret on, remembering the step its first code used.
+pub fn enable_totp(conn: &Connection, id: UserId, step: i64) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = ?2
+         WHERE id = ?1 AND totp_pending IS NOT NULL",
+        params![id, step],
+    )?;
+    Ok(())
+}
+
+pub fn disable_totp(conn: &Connection, id: UserId) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+/// Records a used step; false if a code of this step or later was used
+/// meanwhile (two sign-ins racing with one code).
+pub fn use_totp_step(conn: &Connection, id: UserId, step: i64) -> Result<bool, DbError> {
+    let changed = conn.execute(
+        "UPDATE users SET totp_last_step = ?2 WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+        params![id, step],
+    )?;
+    Ok(changed == 1)
 }
 
 pub fn record_login(conn: &Connection, id: UserId) -> Result<(), DbError> {

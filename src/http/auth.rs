@@ -4,6 +4,7 @@
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -11,7 +12,7 @@ use super::client_ip::{ClientIp, UserAgent};
 use crate::auth::session::{self, Auth, MaybeAuth, NewSession};
 use crate::auth::signin::{account_for_identity, create_guest, promote_if_admin_email, refuse_banned};
 use crate::auth::tokens::csrf_token;
-use crate::auth::{password, validate};
+use crate::auth::{password, totp, validate};
 use crate::db::{self, audit::Event, sessions, users, DbError};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -54,10 +55,9 @@ struct LoginRequest {
     captcha_id: Option<String>,
     #[serde(default)]
     captcha_answer: Option<String>,
-    /// Part of the contract for two-factor sign-in, which is not built yet
-    /// (no account can enable it), so it is accepted and not consulted.
-    #[serde(default, rename = "totp")]
-    _totp: Option<String>,
+    /// The two-factor code, for accounts that have it on.
+    #[serde(default)]
+    totp: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +110,31 @@ async fn solve_captcha(
     let event = Event::new("captcha_failed").by_name(login).ip(&ip.to_string());
     db::run(&state.pool, move |conn| event.record(conn)).await?;
     Err(ApiError::CaptchaFailed)
+}
+
+/// A failed password login: counted against the client IP and the account,
+/// and audited with its reason.
+struct Failure<'a> {
+    keys: [String; 2],
+    login: &'a str,
+    ip: ClientIp,
+}
+
+impl Failure<'_> {
+    async fn record(&self, state: &web::Data<AppState>, reason: &'static str) -> ApiError {
+        for key in &self.keys {
+            state.failed_logins.record(key);
+        }
+        Metrics::inc(&state.metrics.login_failures);
+        let event = Event::new("login_failed")
+            .by_name(self.login)
+            .ip(&self.ip.to_string())
+            .details(json!({"reason": reason}));
+        match db::run(&state.pool, move |conn| event.record(conn)).await {
+            Ok(()) => ApiError::InvalidCredentials,
+            Err(e) => e.into(),
+        }
+    }
 }
 
 /// `RateLimited` (audited) when `key` has used up its failed logins.
@@ -227,28 +252,38 @@ async fn login(
         }
     })
     .await?;
+    let failure = Failure {
+        keys: [ip_key, account_key],
+        login: &login,
+        ip,
+    };
     let credentials = match credentials {
         Some(c) if verified => c,
-        other => {
-            let reason = match other {
-                None => "unknown_user",
-                Some(c) if c.password_hash.is_none() => "no_password",
-                Some(_) => "bad_password",
-            };
-            state.failed_logins.record(&ip_key);
-            state.failed_logins.record(&account_key);
-            Metrics::inc(&state.metrics.login_failures);
-            let event = Event::new("login_failed")
-                .by_name(&login)
-                .ip(&ip.to_string())
-                .details(json!({"reason": reason}));
-            db::run(&state.pool, move |conn| event.record(conn)).await?;
-            return Err(ApiError::InvalidCredentials);
+        None => return Err(failure.record(&state, "unknown_user").await),
+        Some(c) if c.password_hash.is_none() => return Err(failure.record(&state, "no_password").await),
+        Some(_) => return Err(failure.record(&state, "bad_password").await),
+    };
+    let totp_step = match &credentials.totp_secret {
+        None => None,
+        Some(secret) => {
+            let code = request.totp.as_deref().unwrap_or("").trim();
+            if code.is_empty() {
+                return Err(ApiError::TotpRequired);
+            }
+            match totp::verify(secret, code, Utc::now().timestamp(), credentials.totp_last_step) {
+                Some(step) => Some(step),
+                None => return Err(failure.record(&state, "bad_totp").await),
+            }
         }
     };
     let st = state.clone();
     let ip = ip.to_string();
     let session = db::run(&state.pool, move |conn| -> Result<NewSession, ApiError> {
+        if let Some(step) = totp_step {
+            if !users::use_totp_step(conn, credentials.id, step)? {
+                return Err(ApiError::InvalidCredentials);
+            }
+        }
         if let Err(banned) = refuse_banned(conn, Some(credentials.id), &ip) {
             Event::new("login_failed")
                 .by(credentials.id, &credentials.username)

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::client_ip::ClientIp;
 use crate::auth::session::Auth;
-use crate::auth::{password, validate};
+use crate::auth::{password, totp, validate};
 use crate::db::{self, audit::Event, sessions, users};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -15,7 +15,10 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/me", web::get().to(me))
         .route("/api/me/username", web::post().to(choose_username))
-        .route("/api/me/password", web::post().to(change_password));
+        .route("/api/me/password", web::post().to(change_password))
+        .route("/api/me/totp/setup", web::post().to(totp_setup))
+        .route("/api/me/totp/enable", web::post().to(totp_enable))
+        .route("/api/me/totp/disable", web::post().to(totp_disable));
 }
 
 async fn me(auth: Auth) -> HttpResponse {
@@ -99,4 +102,87 @@ async fn change_password(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeRequest {
+    code: String,
+}
+
+/// Starts two-factor set-up: a new secret to put in an authenticator app. It
+/// is pending until a code from the app proves it (`/api/me/totp/enable`).
+async fn totp_setup(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
+    if auth.user.guest {
+        return Err(ApiError::Forbidden);
+    }
+    if auth.user.totp_enabled {
+        return Err(ApiError::Conflict("two-factor sign-in is already on".into()));
+    }
+    let secret = totp::new_secret();
+    let url = totp::otpauth_url("Switchboard", &auth.user.username, &secret);
+    let pending = secret.clone();
+    db::run(&state.pool, move |conn| {
+        users::set_totp_pending(conn, auth.user.id, &pending)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"secret": secret, "otpauth_url": url})))
+}
+
+/// Turns two-factor sign-in on with a first code from the app.
+async fn totp_enable(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ip: ClientIp,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let code = body.into_inner().code;
+    let ip = ip.to_string();
+    let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        let state = users::totp(conn, auth.user.id)?;
+        let pending = state
+            .pending
+            .ok_or_else(|| ApiError::bad_request("start the set-up first (POST /api/me/totp/setup)"))?;
+        let step = totp::verify(&pending, &code, chrono::Utc::now().timestamp(), None)
+            .ok_or_else(|| ApiError::bad_request("that code does not match: check the app's clock"))?;
+        users::enable_totp(conn, auth.user.id, step)?;
+        Event::new("user_update")
+            .by(auth.user.id, &auth.user.username)
+            .ip(&ip)
+            .target(auth.user.id)
+            .details(json!({"totp": "enabled"}))
+            .record(conn)?;
+        Ok(users::get(conn, auth.user.id)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"user": user})))
+}
+
+/// Turns two-factor sign-in off; a current code is needed.
+async fn totp_disable(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ip: ClientIp,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let code = body.into_inner().code;
+    let ip = ip.to_string();
+    let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        let state = users::totp(conn, auth.user.id)?;
+        let secret = state
+            .secret
+            .ok_or_else(|| ApiError::Conflict("two-factor sign-in is not on".into()))?;
+        totp::verify(&secret, &code, chrono::Utc::now().timestamp(), state.last_step)
+            .ok_or(ApiError::InvalidCredentials)?;
+        users::disable_totp(conn, auth.user.id)?;
+        Event::new("user_update")
+            .by(auth.user.id, &auth.user.username)
+            .ip(&ip)
+            .target(auth.user.id)
+            .details(json!({"totp": "disabled"}))
+            .record(conn)?;
+        Ok(users::get(conn, auth.user.id)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"user": user})))
 }

@@ -1,4 +1,5 @@
-// /profile: the signed-in user's account, a new username, a new password.
+// /profile: the signed-in user's account, a new username, a new password,
+// two-factor sign-in.
 
 import { api, ApiError } from '../api.js';
 import { byId, setText, show, showMessage } from '../dom.js';
@@ -13,6 +14,8 @@ import { confirmationProblem, passwordProblem, problems, usernameProblem } from 
 const notice = byId('notice');
 const usernameForm = byId('username-form');
 const passwordForm = byId('password-form');
+const totpEnableForm = byId('totp-enable-form');
+const totpDisableForm = byId('totp-disable-form');
 
 reloadWhenRestoredFromCache();
 wireSignOut(showNotice);
@@ -20,6 +23,9 @@ onSubmit(usernameForm, changeUsername, {
   validate: () => problems({ username: usernameProblem(fieldText(usernameForm, 'username')) }),
 });
 onSubmit(passwordForm, changePassword, { validate: validatePassword });
+byId('totp-start').addEventListener('click', () => startTotp().catch(showNotice));
+onSubmit(totpEnableForm, enableTotp, { validate: () => codeProblems(totpEnableForm) });
+onSubmit(totpDisableForm, disableTotp, { validate: () => codeProblems(totpDisableForm) });
 
 start();
 
@@ -54,6 +60,7 @@ function renderUser(user) {
   show(byId('username-section'), !user.guest);
   show(byId('password-section'), !user.guest);
   show(byId('guest-section'), user.guest === true);
+  renderTotp(user);
   const login = passwordForm.elements.namedItem('login');
   login.defaultValue = user.username; // tells password managers whose password changes
 }
@@ -94,6 +101,48 @@ async function changePassword() {
   }
   passwordForm.reset();
   showStatus(passwordForm, 'Password changed. Your other sessions have been signed out.', 'success');
+}
+
+function renderTotp(user) {
+  show(byId('totp-section'), !user.guest);
+  show(byId('totp-off'), !user.totp_enabled);
+  show(totpEnableForm, false);
+  show(totpDisableForm, user.totp_enabled === true);
+}
+
+function codeProblems(form) {
+  const code = fieldText(form, 'code');
+  return problems({ code: /^[0-9]{6}$/.test(code) ? null : 'Enter the 6 digits the app shows.' });
+}
+
+async function startTotp() {
+  const { secret, otpauth_url: url } = await api('POST', '/api/me/totp/setup');
+  setText(byId('totp-secret'), secret);
+  byId('totp-link').setAttribute('href', url);
+  show(byId('totp-off'), false);
+  show(totpEnableForm, true);
+  byId('totp-code').focus();
+}
+
+async function enableTotp() {
+  const { user } = await api('POST', '/api/me/totp/enable', { code: fieldText(totpEnableForm, 'code') });
+  totpEnableForm.reset();
+  renderUser(user);
+  showStatus(totpDisableForm, 'Two-factor sign-in is on: sign-ins now ask for a code.', 'success');
+}
+
+async function disableTotp() {
+  try {
+    const { user } = await api('POST', '/api/me/totp/disable', { code: fieldText(totpDisableForm, 'code') });
+    totpDisableForm.reset();
+    renderUser(user);
+  } catch (error) {
+    if (error instanceof ApiError && error.code === 'invalid_credentials') {
+      showStatus(totpDisableForm, 'That code is not right (each code works once).', 'error');
+      return;
+    }
+    throw error;
+  }
 }
 
 function showNotice(error) {

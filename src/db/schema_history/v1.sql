@@ -1,0 +1,139 @@
+-- Schema version 1, as released: kept only so a test can check that
+-- migrating it gives exactly the current schema.sql (src/db/mod.rs).
+
+CREATE TABLE users (
+    id              INTEGER PRIMARY KEY,
+    -- Shown as typed; unique without regard to case.
+    username        TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    display_name    TEXT    NOT NULL,
+    -- Normalised (trimmed, lower case); NULL for guests.
+    email           TEXT    UNIQUE,
+    email_verified  INTEGER NOT NULL DEFAULT 0,
+    -- bcrypt; NULL for guests and accounts that only sign in through OIDC.
+    password_hash   TEXT,
+    oidc_issuer     TEXT,
+    oidc_subject    TEXT,
+    is_guest        INTEGER NOT NULL DEFAULT 0,
+    -- Set by a first OIDC sign-in until the person picks a username.
+    needs_username  INTEGER NOT NULL DEFAULT 0,
+    totp_secret     TEXT,
+    created_at      INTEGER NOT NULL,
+    last_login_at   INTEGER,
+    UNIQUE (oidc_issuer, oidc_subject)
+);
+
+CREATE TABLE roles (
+    id       INTEGER PRIMARY KEY,
+    name     TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    builtin  INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE permissions (
+    id       INTEGER PRIMARY KEY,
+    name     TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    builtin  INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE role_permissions (
+    role_id        INTEGER NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    permission_id  INTEGER NOT NULL REFERENCES permissions (id) ON DELETE CASCADE,
+    PRIMARY KEY (role_id, permission_id)
+) WITHOUT ROWID;
+
+CREATE TABLE user_roles (
+    user_id  INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role_id  INTEGER NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, role_id)
+) WITHOUT ROWID;
+
+CREATE INDEX user_roles_by_role ON user_roles (role_id);
+
+-- Server-side sessions. Only the SHA-256 of the cookie token is stored.
+CREATE TABLE sessions (
+    id            INTEGER PRIMARY KEY,
+    token_hash    BLOB    NOT NULL UNIQUE,
+    user_id       INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    ip            TEXT    NOT NULL,
+    user_agent    TEXT    NOT NULL DEFAULT '',
+    created_at    INTEGER NOT NULL,
+    last_seen_at  INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL
+);
+
+CREATE INDEX sessions_by_user ON sessions (user_id);
+
+CREATE TABLE bans (
+    id          INTEGER PRIMARY KEY,
+    user_id     INTEGER REFERENCES users (id) ON DELETE CASCADE,
+    ip          TEXT,
+    reason      TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER,
+    created_by  INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    -- Set on unban; a lifted ban stays for the record.
+    lifted_at   INTEGER,
+    CHECK (user_id IS NOT NULL OR ip IS NOT NULL)
+);
+
+CREATE INDEX bans_by_user ON bans (user_id);
+CREATE INDEX bans_by_ip ON bans (ip);
+
+CREATE TABLE rooms (
+    id          INTEGER PRIMARY KEY,
+    code        TEXT    NOT NULL UNIQUE,
+    name        TEXT    NOT NULL,
+    created_by  INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    created_at  INTEGER NOT NULL
+);
+
+INSERT INTO rooms (code, name, created_by, created_at) VALUES ('lobby', 'Lobby', NULL, 0);
+
+CREATE TABLE messages (
+    id          INTEGER PRIMARY KEY,
+    room_id     INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+    user_id     INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    -- The sender's name when the message was sent: history outlives accounts.
+    username    TEXT    NOT NULL,
+    text        TEXT    NOT NULL,
+    ts          INTEGER NOT NULL,
+    ip          TEXT    NOT NULL,
+    nonce       TEXT,
+    attachment  TEXT
+);
+
+CREATE INDEX messages_by_room ON messages (room_id, id);
+CREATE INDEX messages_by_user ON messages (user_id);
+CREATE INDEX messages_by_ts ON messages (ts);
+
+CREATE TABLE audit_log (
+    id              INTEGER PRIMARY KEY,
+    ts              INTEGER NOT NULL,
+    -- The actor; NULL for the system or an anonymous client.
+    user_id         INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    -- The actor's name at the time (or the login that was tried).
+    username        TEXT,
+    ip              TEXT,
+    action          TEXT    NOT NULL,
+    room            TEXT,
+    target_user_id  INTEGER,
+    -- A JSON object.
+    details         TEXT    NOT NULL DEFAULT '{}'
+);
+
+CREATE INDEX audit_by_ts ON audit_log (ts);
+CREATE INDEX audit_by_user ON audit_log (user_id);
+CREATE INDEX audit_by_action ON audit_log (action, ts);
+
+-- Built-in roles and permissions. The admin role holds every permission,
+-- including ones created later (src/db/roles.rs), so it has no rows here.
+INSERT INTO roles (name, builtin) VALUES ('admin', 1), ('moderator', 1), ('user', 1), ('guest', 1);
+
+INSERT INTO permissions (name, builtin) VALUES
+    ('admin.users', 1), ('admin.roles', 1), ('admin.logs', 1), ('admin.messages', 1),
+    ('sessions.view', 1), ('sessions.kick', 1), ('sessions.move', 1),
+    ('bans.manage', 1), ('rooms.create', 1);
+
+INSERT INTO role_permissions (role_id, permission_id)
+    SELECT r.id, p.id FROM roles r, permissions p
+    WHERE (r.name = 'moderator' AND p.name IN ('sessions.view', 'sessions.kick', 'sessions.move', 'rooms.create'))
+       OR (r.name IN ('user', 'guest') AND p.name = 'rooms.create');
