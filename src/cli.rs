@@ -118,15 +118,7 @@ fn create_user(config: &Config, conn: &mut rusqlite::Connection, args: &CreateUs
     let secret = read_password()?;
     validate::password(&secret)?;
     let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
-    let account = users::NewAccount {
-        display_name: username.clone(),
-        username,
-        email,
-        email_verified: false,
-        password_hash: Some(hash),
-        oidc: None,
-        needs_username: false,
-    };
+    let account = users::NewAccount::with_password(username, email, hash);
     // The operator may go past MAX_USERS; the limit guards self-registration.
     let id = db::immediate(conn, |tx| {
         let id = users::create_account(tx, &account, u32::MAX)?;

@@ -54,6 +54,22 @@ pub struct NewAccount {
     pub needs_username: bool,
 }
 
+impl NewAccount {
+    /// An account that signs in with a password; its display name starts as
+    /// its username.
+    pub fn with_password(username: String, email: String, password_hash: String) -> Self {
+        Self {
+            display_name: username.clone(),
+            username,
+            email,
+            email_verified: false,
+            password_hash: Some(password_hash),
+            oidc: None,
+            needs_username: false,
+        }
+    }
+}
+
 const USER_COLUMNS: &str =
     "id, username, display_name, email, is_guest, totp_secret IS NOT NULL, created_at, needs_username";
 

@@ -172,15 +172,7 @@ async fn register(
     let hash = web::block(move || password::hash(&request.password, cost))
         .await?
         .map_err(ApiError::internal)?;
-    let account = users::NewAccount {
-        display_name: username.clone(),
-        username,
-        email,
-        email_verified: false,
-        password_hash: Some(hash),
-        oidc: None,
-        needs_username: false,
-    };
+    let account = users::NewAccount::with_password(username, email, hash);
     let st = state.clone();
     let ip = ip.to_string();
     let session = db::run(&state.pool, move |conn| -> Result<NewSession, ApiError> {

@@ -25,6 +25,15 @@ async fn me(auth: Auth) -> HttpResponse {
     HttpResponse::Ok().json(json!({"user": auth.user, "csrf_token": auth.csrf_token}))
 }
 
+/// The audit event of a user changing their own account.
+fn self_update(auth: &Auth, ip: &str, details: serde_json::Value) -> Event {
+    Event::new("user_update")
+        .by(auth.user.id, &auth.user.username)
+        .ip(ip)
+        .target(auth.user.id)
+        .details(details)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UsernameRequest {
@@ -92,12 +101,7 @@ async fn change_password(
         Ok(db::immediate(conn, |tx| {
             users::set_password_hash(tx, auth.user.id, &new_hash)?;
             sessions::delete_others(tx, auth.user.id, auth.session_id)?;
-            Event::new("user_update")
-                .by(auth.user.id, &auth.user.username)
-                .ip(&ip)
-                .target(auth.user.id)
-                .details(json!({"password": "changed"}))
-                .record(tx)
+            self_update(&auth, &ip, json!({"password": "changed"})).record(tx)
         })?)
     })
     .await?;
@@ -146,12 +150,7 @@ async fn totp_enable(
         let step = totp::verify(&pending, &code, chrono::Utc::now().timestamp(), None)
             .ok_or_else(|| ApiError::bad_request("that code does not match: check the app's clock"))?;
         users::enable_totp(conn, auth.user.id, step)?;
-        Event::new("user_update")
-            .by(auth.user.id, &auth.user.username)
-            .ip(&ip)
-            .target(auth.user.id)
-            .details(json!({"totp": "enabled"}))
-            .record(conn)?;
+        self_update(&auth, &ip, json!({"totp": "enabled"})).record(conn)?;
         Ok(users::get(conn, auth.user.id)?)
     })
     .await?;
@@ -175,12 +174,7 @@ async fn totp_disable(
         totp::verify(&secret, &code, chrono::Utc::now().timestamp(), state.last_step)
             .ok_or(ApiError::InvalidCredentials)?;
         users::disable_totp(conn, auth.user.id)?;
-        Event::new("user_update")
-            .by(auth.user.id, &auth.user.username)
-            .ip(&ip)
-            .target(auth.user.id)
-            .details(json!({"totp": "disabled"}))
-            .record(conn)?;
+        self_update(&auth, &ip, json!({"totp": "disabled"})).record(conn)?;
         Ok(users::get(conn, auth.user.id)?)
     })
     .await?;
