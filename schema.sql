@@ -116,6 +116,19 @@ CREATE INDEX messages_by_room ON messages (room_id, id);
 CREATE INDEX messages_by_user ON messages (user_id);
 CREATE INDEX messages_by_ts ON messages (ts);
 
+-- Files posted in rooms. The bytes live in DATA_DIR/uploads/<stored_as>;
+-- the name a person gave the file is only ever shown, never used as a path.
+CREATE TABLE uploads (
+    id            INTEGER PRIMARY KEY,
+    room_id       INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+    user_id       INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    name          TEXT    NOT NULL,
+    size          INTEGER NOT NULL,
+    content_type  TEXT    NOT NULL,
+    stored_as     TEXT    NOT NULL UNIQUE,
+    created_at    INTEGER NOT NULL
+);
+
 CREATE TABLE audit_log (
     id              INTEGER PRIMARY KEY,
     ts              INTEGER NOT NULL,

@@ -9,6 +9,7 @@ pub mod messages;
 pub mod roles;
 pub mod rooms;
 pub mod sessions;
+pub mod uploads;
 pub mod users;
 pub mod writer;
 
@@ -30,6 +31,17 @@ const MIGRATIONS: &[&str] = &[
     // 1 -> 2: two-factor set-up and replay protection.
     "ALTER TABLE users ADD COLUMN totp_pending TEXT;
      ALTER TABLE users ADD COLUMN totp_last_step INTEGER;",
+    // 2 -> 3: files posted in rooms.
+    "CREATE TABLE uploads (
+         id            INTEGER PRIMARY KEY,
+         room_id       INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+         user_id       INTEGER REFERENCES users (id) ON DELETE SET NULL,
+         name          TEXT    NOT NULL,
+         size          INTEGER NOT NULL,
+         content_type  TEXT    NOT NULL,
+         stored_as     TEXT    NOT NULL UNIQUE,
+         created_at    INTEGER NOT NULL
+     );",
 ];
 
 pub const LATEST_VERSION: u32 = 1 + MIGRATIONS.len() as u32;

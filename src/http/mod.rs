@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod client_ip;
+pub mod files;
 pub mod guard;
 pub mod health;
 pub mod me;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     me::configure(cfg);
     rooms::configure(cfg);
+    files::configure(cfg);
     ws::configure(cfg);
     admin::configure(cfg);
     health::configure(cfg);

@@ -26,6 +26,16 @@ pub struct Connect {
     pub addr: Addr<WsSession>,
 }
 
+/// A message from outside the room (an uploaded file) for its room actor,
+/// which is started if needed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Post {
+    pub room: RoomInfo,
+    pub room_id: i64,
+    pub message: crate::db::messages::NewMessage,
+}
+
 /// A session's socket closed.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -156,6 +166,25 @@ impl SessionRegistry {
         }
     }
 
+    /// The live actor of a room, started if it is not running.
+    fn room(&mut self, info: RoomInfo, room_id: i64, ctx: &mut Context<Self>) -> Addr<Room> {
+        let (writer, pool, metrics) = (&self.writer, &self.pool, &self.metrics);
+        self.rooms
+            .entry(info.code.clone())
+            .or_insert_with(|| {
+                Room::new(
+                    info,
+                    room_id,
+                    ctx.address(),
+                    writer.clone(),
+                    pool.clone(),
+                    metrics.clone(),
+                )
+                .start()
+            })
+            .clone()
+    }
+
     fn matches(entry: &Entry, target: &Target) -> bool {
         match target {
             Target::Session(sid) => entry.live.sid == *sid,
@@ -204,21 +233,7 @@ impl Handler<EnterRoom> for SessionRegistry {
 
     fn handle(&mut self, msg: EnterRoom, ctx: &mut Context<Self>) -> Self::Result {
         let code = msg.room.code.clone();
-        let room = self
-            .rooms
-            .entry(code.clone())
-            .or_insert_with(|| {
-                Room::new(
-                    msg.room,
-                    msg.room_id,
-                    ctx.address(),
-                    self.writer.clone(),
-                    self.pool.clone(),
-                    self.metrics.clone(),
-                )
-                .start()
-            })
-            .clone();
+        let room = self.room(msg.room, msg.room_id, ctx);
         if let Some(entry) = self.sessions.get_mut(&msg.sid) {
             entry.live.room = Some(code);
             entry.live.in_voice = false;
@@ -226,6 +241,15 @@ impl Handler<EnterRoom> for SessionRegistry {
         }
         self.publish(&msg.sid);
         MessageResult(room)
+    }
+}
+
+impl Handler<Post> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Post, ctx: &mut Context<Self>) {
+        self.room(msg.room, msg.room_id, ctx)
+            .do_send(room::Post { message: msg.message });
     }
 }
 

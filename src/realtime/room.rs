@@ -49,11 +49,20 @@ pub struct Chat {
     pub message: NewMessage,
 }
 
-/// The writer committed (or failed to commit) a chat message.
+/// A message posted from outside the room (a file from the upload API):
+/// stored, then delivered to everyone in the room.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Post {
+    pub message: NewMessage,
+}
+
+/// The writer committed (or failed to commit) a message; `sid` is its
+/// sender when the sender is in the room.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Stored {
-    sid: SessionId,
+    sid: Option<SessionId>,
     outcome: Result<messages::Message, DbError>,
 }
 
@@ -182,6 +191,19 @@ impl Room {
         .encode()
     }
 
+    /// Hands a message to the writer; `Stored` comes back after its commit.
+    fn store(
+        &self,
+        mut message: NewMessage,
+        sid: Option<SessionId>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), crate::db::writer::Busy> {
+        let room = ctx.address();
+        message.room_id = self.id;
+        self.writer
+            .store_message(message, move |outcome| room.do_send(Stored { sid, outcome }))
+    }
+
     fn remember(&mut self, text: ByteString) {
         if self.history.len() == HISTORY_ON_JOIN {
             self.history.pop_front();
@@ -264,16 +286,19 @@ impl Handler<Chat> for Room {
         if !self.members.contains_key(&msg.sid) {
             return;
         }
-        let room = ctx.address();
-        let sid = msg.sid.clone();
-        let mut message = msg.message;
-        message.room_id = self.id;
-        let queued = self
-            .writer
-            .store_message(message, move |outcome| room.do_send(Stored { sid, outcome }));
-        if queued.is_err() {
+        if self.store(msg.message, Some(msg.sid.clone()), ctx).is_err() {
             let busy = ProtocolError::new("rate_limited", "the server is busy: try again in a moment");
             self.send_to(&msg.sid, error_frame(&busy));
+        }
+    }
+}
+
+impl Handler<Post> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Post, ctx: &mut Context<Self>) {
+        if self.store(msg.message, None, ctx).is_err() {
+            tracing::error!(room = %self.info.code, "writer saturated: a posted message was dropped");
         }
     }
 }
@@ -290,8 +315,10 @@ impl Handler<Stored> for Room {
             }
             Err(error) => {
                 tracing::error!(%error, room = %self.info.code, "a chat message was not stored");
-                let failed = ProtocolError::new("internal", "your message could not be stored");
-                self.send_to(&msg.sid, error_frame(&failed));
+                if let Some(sid) = &msg.sid {
+                    let failed = ProtocolError::new("internal", "your message could not be stored");
+                    self.send_to(sid, error_frame(&failed));
+                }
             }
         }
     }
