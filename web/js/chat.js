@@ -234,7 +234,10 @@ export class ChatLog {
         ' ',
         timeElement(message.ts),
       ),
-      message.text ? h('p', { class: 'message-text' }, message.text) : null,
+      // A file's message text is its name, which the attachment shows already.
+      message.text && message.text !== message.attachment?.name
+        ? h('p', { class: 'message-text' }, message.text)
+        : null,
       message.attachment ? renderAttachment(message.attachment) : null,
     );
   }
@@ -291,14 +294,22 @@ function renderAttachment(attachment) {
   const url = typeof attachment.url === 'string' && attachment.url.startsWith('/') ? attachment.url : null;
   const name = attachment.name || 'attachment';
   if (!url) return h('p', { class: 'message-attachment' }, name);
-  const isImage = /^image\/(png|jpeg|gif|webp)$/.test(attachment.content_type ?? '');
+  const type = attachment.content_type ?? '';
   return h(
     'p',
     { class: 'message-attachment' },
-    isImage ? h('img', { src: url, alt: name, loading: 'lazy' }) : null,
+    preview(type, url, name),
     h('a', { href: url, target: '_blank', rel: 'noopener' }, name),
     typeof attachment.size === 'number' ? h('span', { class: 'muted' }, ` (${formatSize(attachment.size)})`) : null,
   );
+}
+
+/** An inline image, audio or video player for media; nothing for other files. */
+function preview(type, url, name) {
+  if (/^image\/(png|jpeg|gif|webp)$/.test(type)) return h('img', { src: url, alt: name, loading: 'lazy' });
+  if (type.startsWith('audio/')) return h('audio', { src: url, controls: '', preload: 'metadata', 'aria-label': name });
+  if (type.startsWith('video/')) return h('video', { src: url, controls: '', preload: 'metadata', 'aria-label': name });
+  return null;
 }
 
 function formatSize(bytes) {

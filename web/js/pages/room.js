@@ -1,6 +1,7 @@
 // /room/CODE: a room's chat, members and voice over the page's WebSocket.
 
 import { api, ApiError } from '../api.js';
+import { wireAttachments } from '../attachments.js';
 import { ChatLog, MAX_MESSAGE_CHARS, characterCount } from '../chat.js';
 import { byId, setText, show, showMessage } from '../dom.js';
 import { describeError, messageForCode } from '../errors.js';
@@ -20,6 +21,13 @@ const connection = byId('connection');
 let user = null;
 let roomCode = roomCodeFromPath();
 let joinedOnce = false;
+
+wireAttachments({
+  room: () => roomCode,
+  fileInput: byId('attach-file'),
+  recordButton: byId('record-note'),
+  status: byId('attach-status'),
+});
 
 const socket = new Socket();
 const members = new MemberList({

@@ -1,0 +1,70 @@
+// Files and voice notes in a room: one person attaches an image and records a
+// voice note (Chromium's fake microphone); the other sees the image and gets
+// an audio player for the note, served from the server.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { assertNoProblems, launchBrowser, openPage, register, screenshot } from './browser.mjs';
+import { PASSWORD, startServer } from './server.mjs';
+
+/** A 1x1 PNG. */
+const PNG = Buffer.from(
+  '89504e470d0a1a0a0000000d4948445200000001000000010806000000' +
+    '1f15c4890000000d49444154789c63f8ffff3f0005fe02fea7358184000000004945' +
+    '4e44ae426082',
+  'hex',
+);
+
+describe('files and voice notes', () => {
+  let server;
+  let browser;
+  let ann;
+  let bob;
+
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser();
+    ann = await openPage(browser, server);
+    bob = await openPage(browser, server);
+    await register(ann, { username: 'ann', email: 'ann@example.org', password: PASSWORD });
+    await register(bob, { username: 'bob', email: 'bob@example.org', password: PASSWORD });
+    for (const page of [ann, bob]) {
+      await page.goto(server.url('/room/lobby'));
+      await page.locator('#connection[data-state="open"]').waitFor();
+    }
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('an attached image appears for the other person', async () => {
+    await ann.setInputFiles('#attach-file', { name: 'dot.png', mimeType: 'image/png', buffer: PNG });
+    const image = bob.locator('#messages .message-attachment img[alt="dot.png"]');
+    await image.waitFor();
+    const loaded = await image.evaluate((img) => img.complete && img.naturalWidth === 1);
+    assert.ok(loaded, 'the image loads from the server');
+    await ann.locator('#attach-status', { hasText: 'Sent dot.png' }).waitFor();
+  });
+
+  test('a recorded voice note arrives as an audio player', async () => {
+    await ann.click('#record-note');
+    await ann.locator('#record-note[aria-pressed="true"]').waitFor();
+    await ann.waitForTimeout(1200);
+    await ann.click('#record-note');
+    const player = bob.locator('#messages .message-attachment audio');
+    await player.waitFor();
+    const src = await player.getAttribute('src');
+    const served = await bob.evaluate(async (url) => {
+      const response = await fetch(url);
+      return { status: response.status, type: response.headers.get('content-type'), size: (await response.blob()).size };
+    }, src);
+    assert.equal(served.status, 200);
+    assert.equal(served.type, 'audio/webm');
+    assert.ok(served.size > 256, `a real recording (${served.size} bytes)`);
+    await screenshot(bob, 'room-attachments');
+    assertNoProblems(assert, ann, bob);
+  });
+});
