@@ -1,14 +1,18 @@
 //! A small actor that owns a timer and sweeps what expires: sessions past
-//! their idle timeout or lifetime. Errors are logged; the actor lives on.
+//! their idle timeout or lifetime, then guest accounts no session leads to.
+//! Errors are logged; the actor lives on.
 
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context};
 
 use crate::db::sessions::{self, Lifetimes};
+use crate::db::users;
 use crate::db::Pool;
 
 const SWEEP_EVERY: Duration = Duration::from_secs(300);
+/// A guest account lives at least this long (its first session is being made).
+const GUEST_GRACE_MS: i64 = 3_600_000;
 
 pub struct Janitor {
     pool: Pool,
@@ -29,10 +33,15 @@ impl Actor for Janitor {
             let pool = janitor.pool.clone();
             let lifetimes = janitor.lifetimes;
             actix::spawn(async move {
-                let swept = crate::db::run(&pool, move |conn| sessions::purge_expired(conn, lifetimes)).await;
+                let swept = crate::db::run(&pool, move |conn| {
+                    let sessions = sessions::purge_expired(conn, lifetimes)?;
+                    let guests = users::purge_abandoned_guests(conn, GUEST_GRACE_MS)?;
+                    Ok::<_, crate::db::DbError>((sessions, guests))
+                })
+                .await;
                 match swept {
-                    Ok(0) => {}
-                    Ok(count) => tracing::info!(count, "expired sessions removed"),
+                    Ok((0, 0)) => {}
+                    Ok((sessions, guests)) => tracing::info!(sessions, guests, "expired sessions and guests removed"),
                     Err(error) => tracing::error!(%error, "sweeping expired sessions failed"),
                 }
             });

@@ -22,8 +22,13 @@ const PNG: &[u8] = &[
 ];
 
 async fn upload(api: &mut Api, room: &str, name: &str, declared: &str, bytes: Vec<u8>) -> (reqwest::StatusCode, Value) {
-    let part = Part::bytes(bytes).file_name(name.to_owned()).mime_str(declared).unwrap();
-    let req = api.request(Method::POST, &format!("/api/rooms/{room}/files")).multipart(Form::new().part("file", part));
+    let part = Part::bytes(bytes)
+        .file_name(name.to_owned())
+        .mime_str(declared)
+        .unwrap();
+    let req = api
+        .request(Method::POST, &format!("/api/rooms/{room}/files"))
+        .multipart(Form::new().part("file", part));
     api.send(req).await
 }
 
@@ -36,7 +41,10 @@ async fn an_image_is_stored_broadcast_and_served_inline() {
 
     let (status, body) = upload(&mut ann, "lobby", "../../holiday <b>.png", "image/png", PNG.to_vec()).await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["name"], "holiday <b>.png", "the path is gone, the text kept as text");
+    assert_eq!(
+        body["name"], "holiday <b>.png",
+        "the path is gone, the text kept as text"
+    );
     assert_eq!(body["size"], PNG.len());
     assert_eq!(body["content_type"], "image/png");
     let url = body["url"].as_str().unwrap().to_owned();
@@ -58,7 +66,11 @@ async fn an_image_is_stored_broadcast_and_served_inline() {
     let (status, body) = server.client().get(&url).await;
     assert_error(status, &body, 401, "unauthenticated");
     let (_, history) = ann.get("/api/rooms/lobby/messages").await;
-    assert_eq!(history["messages"][0]["attachment"]["url"], url.as_str(), "stored with the message");
+    assert_eq!(
+        history["messages"][0]["attachment"]["url"],
+        url.as_str(),
+        "stored with the message"
+    );
 }
 
 #[tokio::test]
@@ -68,8 +80,15 @@ async fn text_is_accepted_and_served_as_a_download() {
     let (status, body) = upload(&mut ann, "lobby", "notes.txt", "text/plain", "héllo\nwörld\n".into()).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["content_type"], "text/plain; charset=utf-8");
-    let response = ann.request(Method::GET, body["url"].as_str().unwrap()).send().await.unwrap();
-    assert!(response.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let response = ann
+        .request(Method::GET, body["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
 }
 
 #[tokio::test]
@@ -116,7 +135,9 @@ async fn uploads_need_a_session_csrf_a_room_and_a_form() {
     let (status, body) = ann.send(req).await;
     assert_error(status, &body, 415, "unsupported_type");
     let wrong_field = Form::new().part("other", Part::bytes(b"hi".to_vec()).file_name("a.txt"));
-    let req = ann.request(Method::POST, "/api/rooms/lobby/files").multipart(wrong_field);
+    let req = ann
+        .request(Method::POST, "/api/rooms/lobby/files")
+        .multipart(wrong_field);
     let (status, body) = ann.send(req).await;
     assert_error(status, &body, 400, "bad_request");
     let (status, _) = server.client().get("/healthz").await;

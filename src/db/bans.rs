@@ -18,6 +18,8 @@ pub struct Ban {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_by: Option<UserId>,
+    /// The banned user's name, for people reading the list.
+    pub username: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -29,7 +31,8 @@ pub struct NewBan {
     pub created_by: UserId,
 }
 
-const COLUMNS: &str = "id, user_id, ip, reason, created_at, expires_at, created_by";
+const COLUMNS: &str = "id, user_id, ip, reason, created_at, expires_at, created_by,
+    (SELECT username FROM users WHERE users.id = bans.user_id)";
 const ACTIVE: &str = "lifted_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)";
 
 fn ban_from_row(row: &Row<'_>) -> rusqlite::Result<Ban> {
@@ -41,6 +44,7 @@ fn ban_from_row(row: &Row<'_>) -> rusqlite::Result<Ban> {
         created_at: to_time(row.get(4)?),
         expires_at: row.get::<_, Option<i64>>(5)?.map(to_time),
         created_by: row.get(6)?,
+        username: row.get(7)?,
     })
 }
 
@@ -119,7 +123,8 @@ mod tests {
         let target = users::create_guest(&conn, "target-g", "T").unwrap();
         let by_user = create(&conn, &ban(Some(target), None, None, admin)).unwrap();
         create(&conn, &ban(None, Some("10.9.9.9"), None, admin)).unwrap();
-        assert!(active_for(&conn, Some(target), Some("127.0.0.1")).unwrap().is_some());
+        let found = active_for(&conn, Some(target), Some("127.0.0.1")).unwrap().unwrap();
+        assert_eq!(found.username.as_deref(), Some("target-g"));
         assert!(active_for(&conn, Some(admin), Some("10.9.9.9")).unwrap().is_some());
         assert!(active_for(&conn, Some(admin), Some("127.0.0.1")).unwrap().is_none());
         lift(&conn, by_user.id).unwrap();

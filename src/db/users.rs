@@ -314,6 +314,17 @@ pub fn delete(conn: &Connection, id: UserId) -> Result<(), DbError> {
     }
 }
 
+/// Deletes guest accounts that no login session leads to any more and that
+/// are older than `grace_ms`: a guest has no password, so such an account
+/// can never be used again. Their messages keep their name.
+pub fn purge_abandoned_guests(conn: &Connection, grace_ms: i64) -> Result<usize, DbError> {
+    Ok(conn.execute(
+        "DELETE FROM users WHERE is_guest = 1 AND created_at < ?1
+         AND NOT EXISTS (SELECT 1 FROM sessions WHERE sessions.user_id = users.id)",
+        [now_ms() - grace_ms],
+    )?)
+}
+
 /// A page of users whose username, display name or email contains `q`.
 pub fn search(conn: &Connection, q: &str, page: u32, per_page: u32) -> Result<(Vec<User>, i64), DbError> {
     let pattern = super::filter::contains_pattern(q.trim());
@@ -393,6 +404,25 @@ mod tests {
         assert_eq!(user.roles, vec!["user"]);
         assert!(user.can("rooms.create"));
         assert!(!user.can("admin.users"));
+    }
+
+    #[test]
+    fn abandoned_guests_are_purged_after_the_grace() {
+        let conn = memory();
+        let gone = create_guest(&conn, "guest-gone", "Gone").unwrap();
+        let kept = create_guest(&conn, "guest-kept", "Kept").unwrap();
+        let member = create_account(&conn, &account("member", "m@x.org"), 50).unwrap();
+        let life = crate::db::sessions::Lifetimes {
+            idle_ms: 60_000,
+            max_ms: 60_000,
+        };
+        crate::db::sessions::create(&conn, b"h", kept, "127.0.0.1", "", life).unwrap();
+        assert_eq!(purge_abandoned_guests(&conn, 3_600_000).unwrap(), 0, "too young");
+        conn.execute("UPDATE users SET created_at = 0", []).unwrap();
+        assert_eq!(purge_abandoned_guests(&conn, 3_600_000).unwrap(), 1);
+        assert!(matches!(get(&conn, gone), Err(DbError::NotFound)));
+        assert!(get(&conn, kept).is_ok(), "a guest with a session stays");
+        assert!(get(&conn, member).is_ok(), "registered accounts are never purged");
     }
 
     #[test]

@@ -46,7 +46,7 @@ export function initBans() {
     return h(
       'tr',
       { 'data-ban-id': String(ban.id) },
-      h('td', { id: labelId }, ban.user_id != null ? `User #${ban.user_id}` : h('span', { class: 'muted' }, 'any')),
+      h('td', { id: labelId }, ban.user_id != null ? (ban.username ?? `User #${ban.user_id}`) : h('span', { class: 'muted' }, 'any')),
       h('td', {}, ban.ip ? h('code', {}, ban.ip) : h('span', { class: 'muted' }, 'any')),
       h('td', { class: 'cell-wrap' }, ban.reason),
       h('td', {}, dateTime(ban.created_at)),
