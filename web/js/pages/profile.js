@@ -117,7 +117,8 @@ function codeProblems(form) {
 
 async function startTotp() {
   const { secret, otpauth_url: url } = await api('POST', '/api/me/totp/setup');
-  setText(byId('totp-secret'), secret);
+  // Groups of four are easier to type; authenticator apps ignore the spaces.
+  setText(byId('totp-secret'), secret.match(/.{1,4}/g).join(' '));
   byId('totp-link').setAttribute('href', url);
   show(byId('totp-off'), false);
   show(totpEnableForm, true);

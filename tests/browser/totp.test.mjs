@@ -1,0 +1,86 @@
+// Two-factor sign-in as a person meets it: turn it on from the profile page
+// with a code from an "authenticator" (computed here, RFC 6238), sign out,
+// and sign in again through the login page's code step.
+
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+
+import { assertNoProblems, launchBrowser, openPage, register, screenshot, signIn } from './browser.mjs';
+import { PASSWORD, startServer } from './server.mjs';
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+function base32Decode(text) {
+  let bits = 0;
+  let value = 0;
+  const bytes = [];
+  for (const char of text.replace(/=+$/, '').toUpperCase()) {
+    value = (value << 5) | BASE32.indexOf(char);
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(bytes);
+}
+
+/** The 6-digit code of `secret` for the 30-second step `offset` steps from now. */
+function totp(secret, offset = 0) {
+  const step = Math.floor(Date.now() / 1000 / 30) + offset;
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const digest = createHmac('sha1', base32Decode(secret)).update(counter).digest();
+  const at = digest[19] & 0x0f;
+  const number = (digest.readUInt32BE(at) & 0x7fffffff) % 1_000_000;
+  return String(number).padStart(6, '0');
+}
+
+describe('two-factor sign-in', () => {
+  let server;
+  let browser;
+  let page;
+  let secret;
+
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser();
+    page = await openPage(browser, server);
+    await register(page, { username: 'tess', email: 'tess@example.org', password: PASSWORD });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('is turned on from the profile page with a first code', async () => {
+    await page.goto('/profile');
+    await page.locator('#totp-section').waitFor();
+    await page.click('#totp-start');
+    await page.locator('#totp-enable-form').waitFor();
+    secret = (await page.textContent('#totp-secret')).replace(/\s+/g, '');
+    assert.match(secret, /^[A-Z2-7]{32}$/);
+    assert.match(await page.getAttribute('#totp-link', 'href'), /^otpauth:\/\/totp\/Switchboard%3Atess\?secret=/);
+    await screenshot(page, 'profile-totp-setup');
+    await page.fill('#totp-code', totp(secret));
+    await page.click('#totp-enable-form button[type="submit"]');
+    await page.locator('#totp-disable-form').waitFor();
+    assert.equal(await page.textContent('#profile-totp'), 'On');
+  });
+
+  test('then sign-in asks for a code after the password', async () => {
+    await page.click('#sign-out');
+    await page.waitForURL((url) => url.pathname === '/login');
+    await signIn(page, { login: 'tess', password: PASSWORD });
+    await page.locator('#totp-section:not([hidden])').waitFor();
+    await screenshot(page, 'login-totp');
+    // The enabling code's step is used up: the next step's code is fresh.
+    await page.fill('#totp', totp(secret, 1));
+    await page.click('#login-form button[type="submit"]');
+    await page.waitForURL((url) => url.pathname === '/');
+    await page.locator('#home').waitFor();
+    assertNoProblems(assert, page);
+  });
+});
