@@ -354,7 +354,7 @@ async fn a_one_mebibyte_frame_is_refused_and_the_server_stays_healthy() {
     let mut a = Ws::connect(&server.user("ann").await).await;
     a.send_text(format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(1024 * 1024)))
         .await;
-    match a.next_event(Duration::from_secs(5)).await {
+    match a.next_event(common::FRAME_WAIT).await {
         Event::Frame(error) => {
             assert_eq!(error["code"], "too_large");
             assert_eq!(a.closed().await, Some(1009));
@@ -385,7 +385,7 @@ async fn a_flood_is_rate_limited_then_closed_1008() {
     let mut delivered = 0;
     let mut limited = 0;
     let close = loop {
-        match a.next_event(Duration::from_secs(5)).await {
+        match a.next_event(common::FRAME_WAIT).await {
             Event::Frame(f) if f["type"] == "message" => delivered += 1,
             Event::Frame(f) if f["code"] == "rate_limited" => limited += 1,
             Event::Frame(_) => {}

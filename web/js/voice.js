@@ -402,23 +402,33 @@ class Peer {
   }
 }
 
-/** The audio level of one stream, and whether it currently counts as speech. */
+/**
+ * The audio level of one stream, and whether it currently counts as speech.
+ * The analyser holds more samples than arrive between two readings, so a short
+ * sound between readings is never missed; the level is the loudest 10 ms within
+ * that window, so a short sound is not averaged away by the silence around it.
+ */
 class LevelMeter {
   constructor(context, stream) {
     this.source = context.createMediaStreamSource(stream);
     this.analyser = context.createAnalyser();
-    this.analyser.fftSize = 512;
+    this.analyser.fftSize = analyserSize(context.sampleRate);
     this.source.connect(this.analyser);
     this.samples = new Float32Array(this.analyser.fftSize);
+    this.chunk = Math.max(1, Math.round(context.sampleRate / 100));
     this.speaking = false;
     this.lastLoud = 0;
   }
 
   level() {
     this.analyser.getFloatTimeDomainData(this.samples);
-    let sum = 0;
-    for (const sample of this.samples) sum += sample * sample;
-    return Math.sqrt(sum / this.samples.length);
+    let loudest = 0;
+    for (let start = 0; start + this.chunk <= this.samples.length; start += this.chunk) {
+      let sum = 0;
+      for (let i = start; i < start + this.chunk; i += 1) sum += this.samples[i] * this.samples[i];
+      loudest = Math.max(loudest, sum / this.chunk);
+    }
+    return Math.sqrt(loudest);
   }
 
   /** Answers the new speaking state when it changed, else null. */
@@ -434,6 +444,14 @@ class LevelMeter {
     this.source.disconnect();
     this.analyser.disconnect();
   }
+}
+
+/** The smallest analyser size (a power of two) that spans twice the metering interval. */
+function analyserSize(sampleRate) {
+  const wanted = (sampleRate * 2 * METER_INTERVAL_MS) / 1000;
+  let size = 2048;
+  while (size < wanted && size < 32768) size *= 2;
+  return size;
 }
 
 function microphoneProblem(error) {
