@@ -3,6 +3,7 @@
 //! (the source of truth for admin control) and the admin [`monitor`].
 //! Messages flow session → room → client, session → registry → monitor.
 
+pub mod frame;
 pub mod ice;
 pub mod limits;
 pub mod monitor;
