@@ -21,6 +21,7 @@ use crate::janitor::Janitor;
 use crate::metrics::Metrics;
 use crate::realtime::monitor::AdminMonitor;
 use crate::realtime::registry::{SessionRegistry, Shutdown};
+use crate::realtime::session::SessionEnv;
 use crate::state::AppState;
 
 /// Seconds that in-flight requests get to finish after SIGTERM; with the
@@ -68,6 +69,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let monitor = AdminMonitor::default().start();
     let registry = SessionRegistry::new(monitor.clone(), writer.clone(), pool.clone(), metrics.clone()).start();
 
+    let session_env = Arc::new(SessionEnv {
+        pool: pool.clone(),
+        writer: writer.clone(),
+        registry: registry.clone(),
+        monitor: monitor.clone(),
+        metrics: metrics.clone(),
+        ice: (&config).into(),
+        chat_rate_per_sec: config.chat_rate_per_sec,
+        chat_burst: config.chat_burst,
+    });
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),
         guest_logins: SlidingWindow::per_minute(config.guest_rate_per_min),
@@ -80,6 +91,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         writer: writer.clone(),
         registry: registry.clone(),
         monitor,
+        session_env,
         config,
     });
     Janitor::new(pool, state.lifetimes()).start();

@@ -43,7 +43,7 @@ async fn upgrade(
     })
     .await?;
     within_connection_limits(&state, &auth, &ip).await?;
-    session::serve(&req, payload, state.clone(), auth, ip, agent.0)
+    session::serve(&req, payload, state.session_env.clone(), auth, ip, agent.0)
 }
 
 async fn within_connection_limits(state: &AppState, auth: &Auth, ip: &str) -> Result<(), ApiError> {

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use actix::{Actor, Addr, Context, Handler, Message};
+use actix::{Actor, Context, Handler, Message, Recipient};
 
+use super::messages::{Deliver, Kicked};
 use super::protocol::{LiveSession, ServerMsg};
-use super::session::{Deliver, WsSession};
 use crate::ids::SessionId;
 
 /// A change in the registry.
@@ -23,13 +23,19 @@ pub enum RegistryEvent {
 #[rtype(result = "()")]
 pub struct Watch {
     pub sid: SessionId,
-    pub addr: Addr<WsSession>,
+    pub deliver: Recipient<Deliver>,
+    pub kicked: Recipient<Kicked>,
+}
+
+struct Watcher {
+    deliver: Recipient<Deliver>,
+    kicked: Recipient<Kicked>,
 }
 
 #[derive(Default)]
 pub struct AdminMonitor {
     sessions: HashMap<SessionId, LiveSession>,
-    watchers: HashMap<SessionId, Addr<WsSession>>,
+    watchers: HashMap<SessionId, Watcher>,
 }
 
 impl AdminMonitor {
@@ -41,11 +47,11 @@ impl AdminMonitor {
         }
         let text = frame.encode();
         self.watchers
-            .retain(|sid, addr| match addr.try_send(Deliver(text.clone())) {
+            .retain(|sid, watcher| match watcher.deliver.try_send(Deliver(text.clone())) {
                 Ok(()) => true,
                 Err(actix::dev::SendError::Full(_)) => {
                     tracing::warn!(%sid, "admin watcher cannot keep up: dropped");
-                    addr.do_send(super::session::Kicked {
+                    watcher.kicked.do_send(Kicked {
                         reason: "too slow to follow the live sessions".into(),
                     });
                     false
@@ -84,7 +90,13 @@ impl Handler<Watch> for AdminMonitor {
     fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
         let mut sessions: Vec<&LiveSession> = self.sessions.values().collect();
         sessions.sort_by_key(|s| s.connected_at);
-        msg.addr.do_send(Deliver(ServerMsg::Sessions { sessions }.encode()));
-        self.watchers.insert(msg.sid, msg.addr);
+        msg.deliver.do_send(Deliver(ServerMsg::Sessions { sessions }.encode()));
+        self.watchers.insert(
+            msg.sid,
+            Watcher {
+                deliver: msg.deliver,
+                kicked: msg.kicked,
+            },
+        );
     }
 }

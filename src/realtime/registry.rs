@@ -1,17 +1,18 @@
 //! The SessionRegistry actor owns who is connected where: every live
 //! WebSocket session (user, IP, user agent, room, voice state) and the
 //! directory of live room actors. Admin control (kick, move, ban) acts
-//! through it, and the admin monitor hears every change from it.
+//! through it, and the admin monitor hears every change from it. Sessions
+//! are held by their [`SessionLink`]; rooms, which it starts, by address.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 
+use super::messages::{Banned, Kicked, MoveTo, ServerStopping, SessionLink};
 use super::monitor::{AdminMonitor, RegistryEvent};
 use super::protocol::{LiveSession, RoomInfo};
-use super::room::{self, Room};
-use super::session::{self, WsSession};
+use super::room::{self, Room, RoomIdle};
 use crate::db::writer::Writer;
 use crate::db::Pool;
 use crate::ids::{RoomCode, SessionId, UserId};
@@ -23,7 +24,7 @@ use crate::metrics::Metrics;
 pub struct Connect {
     pub session: LiveSession,
     pub login_session: i64,
-    pub addr: Addr<WsSession>,
+    pub link: SessionLink,
 }
 
 /// A message from outside the room (an uploaded file) for its room actor,
@@ -66,13 +67,6 @@ pub struct VoiceChanged {
     pub sid: SessionId,
     pub in_voice: bool,
     pub muted: bool,
-}
-
-/// A room has been empty for its grace period.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RoomIdle {
-    pub code: RoomCode,
 }
 
 /// Every live session, for the admin API.
@@ -136,7 +130,7 @@ pub struct Shutdown {
 struct Entry {
     live: LiveSession,
     login_session: i64,
-    addr: Addr<WsSession>,
+    link: SessionLink,
 }
 
 pub struct SessionRegistry {
@@ -175,7 +169,7 @@ impl SessionRegistry {
                 Room::new(
                     info,
                     room_id,
-                    ctx.address(),
+                    ctx.address().recipient(),
                     writer.clone(),
                     pool.clone(),
                     metrics.clone(),
@@ -211,7 +205,7 @@ impl Handler<Connect> for SessionRegistry {
             Entry {
                 live: msg.session,
                 login_session: msg.login_session,
-                addr: msg.addr,
+                link: msg.link,
             },
         );
         self.publish(&sid);
@@ -333,9 +327,9 @@ impl Handler<Kick> for SessionRegistry {
         for entry in self.sessions.values().filter(|e| Self::matches(e, &msg.target)) {
             let reason = msg.reason.clone();
             if banned {
-                entry.addr.do_send(session::Banned { reason });
+                entry.link.banned.do_send(Banned { reason });
             } else {
-                entry.addr.do_send(session::Kicked { reason });
+                entry.link.kicked.do_send(Kicked { reason });
             }
             hit.push(entry.live.clone());
         }
@@ -348,7 +342,7 @@ impl Handler<Move> for SessionRegistry {
 
     fn handle(&mut self, msg: Move, _: &mut Context<Self>) -> Self::Result {
         let entry = self.sessions.get(&msg.sid)?;
-        entry.addr.do_send(session::MoveTo {
+        entry.link.move_to.do_send(MoveTo {
             room: msg.room,
             room_id: msg.room_id,
         });
@@ -361,7 +355,7 @@ impl Handler<Shutdown> for SessionRegistry {
 
     fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) -> usize {
         for entry in self.sessions.values() {
-            entry.addr.do_send(session::ServerStopping {
+            entry.link.stopping.do_send(ServerStopping {
                 reason: msg.reason.clone(),
             });
         }

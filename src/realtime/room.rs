@@ -1,24 +1,25 @@
 //! The Room actor owns one live room: its members with their voice state,
 //! and the last 200 messages, each encoded once. Chat is stored through the
 //! writer thread and fanned out only after its commit. Started by the
-//! registry on first entry; stops when the registry agrees it is idle.
+//! registry on first entry; when empty for a while it tells whoever started
+//! it ([`RoomIdle`]) and stops when told to. It knows members only by the
+//! recipients they joined with.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, SpawnHandle, WrapFuture};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle, WrapFuture};
 use bytestring::ByteString;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::messages::{Deliver, Kicked};
 use super::protocol::{encode, error_frame, Member, ProtocolError, RoomInfo, ServerMsg};
-use super::registry::{RoomIdle, SessionRegistry};
-use super::session::{Deliver, Kicked, WsSession};
 use crate::db::messages::{self, NewMessage};
 use crate::db::writer::Writer;
 use crate::db::{self, DbError, Pool};
-use crate::ids::SessionId;
+use crate::ids::{RoomCode, SessionId};
 use crate::metrics::Metrics;
 
 /// Messages a joiner receives, and that the room keeps encoded.
@@ -31,7 +32,8 @@ const IDLE_GRACE: Duration = Duration::from_secs(30);
 #[rtype(result = "()")]
 pub struct Join {
     pub member: Member,
-    pub addr: Addr<WsSession>,
+    pub deliver: Recipient<Deliver>,
+    pub kicked: Recipient<Kicked>,
 }
 
 /// A session leaves; the others are sent `member_left`.
@@ -84,6 +86,14 @@ pub struct Relay {
     pub data: Value,
 }
 
+/// From the room to whoever started it: it has been empty for its grace
+/// period and may be stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RoomIdle {
+    pub code: RoomCode,
+}
+
 /// The registry agreed the room is idle: stop.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -91,7 +101,8 @@ pub struct Stop;
 
 struct Seat {
     member: Member,
-    addr: Addr<WsSession>,
+    deliver: Recipient<Deliver>,
+    kicked: Recipient<Kicked>,
     /// Join order, so member lists read in the order people arrived.
     seq: u64,
 }
@@ -102,7 +113,7 @@ pub struct Room {
     members: HashMap<SessionId, Seat>,
     next_seq: u64,
     history: VecDeque<ByteString>,
-    registry: Addr<SessionRegistry>,
+    idle: Recipient<RoomIdle>,
     writer: Writer,
     pool: Pool,
     metrics: Arc<Metrics>,
@@ -113,7 +124,7 @@ impl Room {
     pub fn new(
         info: RoomInfo,
         id: i64,
-        registry: Addr<SessionRegistry>,
+        idle: Recipient<RoomIdle>,
         writer: Writer,
         pool: Pool,
         metrics: Arc<Metrics>,
@@ -124,7 +135,7 @@ impl Room {
             members: HashMap::new(),
             next_seq: 0,
             history: VecDeque::with_capacity(HISTORY_ON_JOIN),
-            registry,
+            idle,
             writer,
             pool,
             metrics,
@@ -142,11 +153,11 @@ impl Room {
             if except == Some(sid) {
                 continue;
             }
-            match seat.addr.try_send(Deliver(text.clone())) {
+            match seat.deliver.try_send(Deliver(text.clone())) {
                 Ok(()) => delivered += 1,
                 Err(actix::dev::SendError::Full(_)) => {
                     tracing::warn!(%sid, room = %self.info.code, "session cannot keep up: dropped");
-                    seat.addr.do_send(Kicked {
+                    seat.kicked.do_send(Kicked {
                         reason: "your connection could not keep up".into(),
                     });
                     gone.push(sid.clone());
@@ -164,7 +175,7 @@ impl Room {
 
     fn send_to(&self, sid: &SessionId, text: ByteString) {
         if let Some(seat) = self.members.get(sid) {
-            let _ = seat.addr.try_send(Deliver(text));
+            let _ = seat.deliver.try_send(Deliver(text));
         }
     }
 
@@ -216,7 +227,7 @@ impl Room {
             self.idle_timer = Some(ctx.run_later(IDLE_GRACE, |room, _| {
                 room.idle_timer = None;
                 if room.members.is_empty() {
-                    room.registry.do_send(RoomIdle {
+                    room.idle.do_send(RoomIdle {
                         code: room.info.code.clone(),
                     });
                 }
@@ -262,7 +273,8 @@ impl Handler<Join> for Room {
             sid.clone(),
             Seat {
                 member: msg.member,
-                addr: msg.addr,
+                deliver: msg.deliver,
+                kicked: msg.kicked,
                 seq: self.next_seq,
             },
         );
@@ -356,7 +368,7 @@ impl Handler<Relay> for Room {
                     data: &msg.data,
                 }
                 .encode();
-                let _ = seat.addr.try_send(Deliver(frame));
+                let _ = seat.deliver.try_send(Deliver(frame));
             }
             None => {
                 let refused = ProtocolError::new("not_in_room", "that session is not in your room");

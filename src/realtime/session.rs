@@ -3,32 +3,33 @@
 //! WebSocket library (actix-web-actors), so moving to actix-ws touches this
 //! file alone.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Handler, Message, StreamHandler, WrapFuture};
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Handler, StreamHandler, WrapFuture};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
-use bytestring::ByteString;
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use super::ice;
+use super::ice::{self, IceConfig};
 use super::limits::{Flood, TokenBucket};
-use super::monitor::Watch;
+use super::messages::{Banned, Deliver, Kicked, MoveTo, ServerStopping, SessionLink};
+use super::monitor::{AdminMonitor, Watch};
 use super::protocol::{
     error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction,
     MAX_CHAT_CHARS, MAX_FRAME_BYTES, MAX_NONCE_CHARS,
 };
-use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, VoiceChanged};
+use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, SessionRegistry, VoiceChanged};
 use super::room::{self, Room};
 use crate::auth::perm;
 use crate::auth::session::Auth;
 use crate::auth::tokens::random_token;
-use crate::db::{self, audit::Event, messages::NewMessage, rooms, sessions};
+use crate::db::writer::Writer;
+use crate::db::{self, audit::Event, messages::NewMessage, rooms, sessions, Pool};
 use crate::error::ApiError;
 use crate::ids::{RoomCode, SessionId};
 use crate::metrics::Metrics;
-use crate::state::AppState;
 
 /// How often the server pings.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
@@ -49,38 +50,18 @@ const ROOM_CODE_MAX_CHARS: usize = 64;
 const CLOSE_KICKED: u16 = 4001;
 const CLOSE_BANNED: u16 = 4003;
 
-/// A frame to write to this socket (already encoded, often shared).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Deliver(pub ByteString);
-
-/// An admin (or the server) kicks this session: `kicked`, then close 4001.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Kicked {
-    pub reason: String,
-}
-
-/// A ban covers this session: `banned`, then close 4003.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Banned {
-    pub reason: String,
-}
-
-/// An admin moves this session: `moved`, then `joined` for the new room.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct MoveTo {
-    pub room: RoomInfo,
-    pub room_id: i64,
-}
-
-/// The server is stopping: an `error` frame with the reason, then close 1012.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ServerStopping {
-    pub reason: String,
+/// What a session uses of the server: built once in `server::run` and
+/// shared by every session.
+pub struct SessionEnv {
+    pub pool: Pool,
+    pub writer: Writer,
+    pub registry: Addr<SessionRegistry>,
+    pub monitor: Addr<AdminMonitor>,
+    pub metrics: Arc<Metrics>,
+    pub ice: IceConfig,
+    /// CHAT_RATE_PER_SEC and CHAT_BURST.
+    pub chat_rate_per_sec: u32,
+    pub chat_burst: u32,
 }
 
 struct InRoom {
@@ -93,7 +74,7 @@ pub struct WsSession {
     auth: Auth,
     ip: String,
     user_agent: String,
-    state: web::Data<AppState>,
+    env: Arc<SessionEnv>,
     room: Option<InRoom>,
     in_voice: bool,
     muted: bool,
@@ -108,19 +89,19 @@ pub struct WsSession {
 pub fn serve(
     req: &HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    env: Arc<SessionEnv>,
     auth: Auth,
     ip: String,
     user_agent: String,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let chat_rate = f64::from(state.config.chat_rate_per_sec);
-    let chat_burst = f64::from(state.config.chat_burst);
+    let chat_rate = f64::from(env.chat_rate_per_sec);
+    let chat_burst = f64::from(env.chat_burst);
     let session = WsSession {
         sid: SessionId(random_token(12)),
         auth,
         ip,
         user_agent,
-        state,
+        env,
         room: None,
         in_voice: false,
         muted: false,
@@ -163,7 +144,7 @@ impl WsSession {
         if let Some(room) = room {
             event = event.room(room.as_str());
         }
-        self.state.writer.audit(event);
+        self.env.writer.audit(event);
     }
 
     fn member(&self) -> Member {
@@ -195,7 +176,7 @@ impl WsSession {
     }
 
     fn hello(&self, ctx: &mut Ctx) {
-        let ice_servers = ice::servers(&self.state.config, self.auth.user.id);
+        let ice_servers = ice::servers(&self.env.ice, self.auth.user.id);
         self.send(
             ctx,
             ServerMsg::Hello {
@@ -221,7 +202,7 @@ impl WsSession {
     /// ended (logout, expiry, deletion) closes the socket.
     fn keep_login_alive(&self, ctx: &mut Ctx) {
         ctx.run_interval(TOUCH_INTERVAL, |session, ctx| {
-            let (pool, id) = (session.state.pool.clone(), session.auth.session_id);
+            let (pool, id) = (session.env.pool.clone(), session.auth.session_id);
             let touch = async move { db::run(&pool, move |conn| sessions::touch(conn, id)).await };
             ctx.spawn(touch.into_actor(session).map(|alive, session, ctx| match alive {
                 Ok(true) => {}
@@ -283,7 +264,7 @@ impl WsSession {
                 ProtocolError::new("bad_request", "a room code has 1 to 64 characters"),
             );
         }
-        let pool = self.state.pool.clone();
+        let pool = self.env.pool.clone();
         let lookup = async move { db::run(&pool, move |conn| rooms::get(conn, &code)).await };
         // Waiting holds later frames back, so a chat sent right after a join
         // lands in the new room.
@@ -306,7 +287,7 @@ impl WsSession {
 
     fn enter(&mut self, info: RoomInfo, room_id: i64, ctx: &mut Ctx) {
         self.leave_room();
-        let enter = self.state.registry.send(EnterRoom {
+        let enter = self.env.registry.send(EnterRoom {
             sid: self.sid.clone(),
             room: info.clone(),
             room_id,
@@ -315,7 +296,8 @@ impl WsSession {
             Ok(addr) => {
                 addr.do_send(room::Join {
                     member: session.member(),
-                    addr: ctx.address(),
+                    deliver: ctx.address().recipient(),
+                    kicked: ctx.address().recipient(),
                 });
                 session.audit("room_join", Some(&info.code), json!({"sid": session.sid}));
                 session.room = Some(InRoom { info, addr });
@@ -344,7 +326,7 @@ impl WsSession {
     fn leave(&mut self) {
         if self.room.is_some() {
             self.leave_room();
-            self.state.registry.do_send(LeftRoom { sid: self.sid.clone() });
+            self.env.registry.do_send(LeftRoom { sid: self.sid.clone() });
         }
     }
 
@@ -380,7 +362,7 @@ impl WsSession {
                 attachment: None,
             },
         });
-        Metrics::inc(&self.state.metrics.chat_messages);
+        Metrics::inc(&self.env.metrics.chat_messages);
     }
 
     fn set_voice(&mut self, in_voice: bool, muted: bool, ctx: &mut Ctx) {
@@ -399,7 +381,7 @@ impl WsSession {
             in_voice,
             muted,
         });
-        self.state.registry.do_send(VoiceChanged {
+        self.env.registry.do_send(VoiceChanged {
             sid: self.sid.clone(),
             in_voice,
             muted,
@@ -424,10 +406,21 @@ impl WsSession {
                 ProtocolError::new("forbidden", "watching sessions needs sessions.view"),
             );
         }
-        self.state.monitor.do_send(Watch {
+        self.env.monitor.do_send(Watch {
             sid: self.sid.clone(),
-            addr: ctx.address(),
+            deliver: ctx.address().recipient(),
+            kicked: ctx.address().recipient(),
         });
+    }
+}
+
+fn link(addr: &Addr<WsSession>) -> SessionLink {
+    SessionLink {
+        deliver: addr.clone().recipient(),
+        kicked: addr.clone().recipient(),
+        banned: addr.clone().recipient(),
+        move_to: addr.clone().recipient(),
+        stopping: addr.clone().recipient(),
     }
 }
 
@@ -438,23 +431,23 @@ impl Actor for WsSession {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         self.heartbeat(ctx);
         self.keep_login_alive(ctx);
-        self.state.registry.do_send(Connect {
+        self.env.registry.do_send(Connect {
             session: self.live(),
             login_session: self.auth.session_id,
-            addr: ctx.address(),
+            link: link(&ctx.address()),
         });
-        self.state
+        self.env
             .metrics
             .ws_connections
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Metrics::inc(&self.state.metrics.ws_connections_total);
+        Metrics::inc(&self.env.metrics.ws_connections_total);
         self.hello(ctx);
     }
 
     fn stopping(&mut self, _: &mut Ctx) -> actix::Running {
         self.leave_room();
-        self.state.registry.do_send(Disconnect { sid: self.sid.clone() });
-        self.state
+        self.env.registry.do_send(Disconnect { sid: self.sid.clone() });
+        self.env
             .metrics
             .ws_connections
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
