@@ -1,13 +1,19 @@
 //! Starting the server: the shared state and the singletons are built once,
-//! here, before `HttpServer::new`; every worker gets clones of their handles.
+//! here, before any worker starts; every worker gets clones of their
+//! handles. The HTTP service is assembled from actix-http directly (rather
+//! than `HttpServer`) so that WebSocket upgrades take their socket away
+//! from the HTTP/1 dispatcher (see `http::upgrade`).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor;
+use actix_http::HttpService;
+use actix_service::map_config;
+use actix_web::dev::AppConfig;
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::captcha::CaptchaStore;
@@ -16,7 +22,7 @@ use crate::auth::oidc::{OidcError, OidcProvider};
 use crate::config::{Config, ConfigError};
 use crate::db::writer::Writer;
 use crate::db::{self, DbError};
-use crate::http::{self, guard};
+use crate::http::{self, guard, upgrade};
 use crate::janitor::Janitor;
 use crate::metrics::Metrics;
 use crate::realtime::monitor::AdminMonitor;
@@ -29,6 +35,11 @@ use crate::state::AppState;
 const SHUTDOWN_GRACE_SECS: u64 = 7;
 /// Time for sessions to send their goodbye frames before the server stops.
 const GOODBYE_GRACE: Duration = Duration::from_millis(300);
+/// actix-web's defaults for HTTP connections: idle keep-alive, time to send
+/// a request head, time for the client to close after a final response.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -78,6 +89,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         ice: (&config).into(),
         chat_rate_per_sec: config.chat_rate_per_sec,
         chat_burst: config.chat_burst,
+        outbox_bytes: config.ws_outbox_bytes,
     });
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),
@@ -98,7 +110,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
     tracing::info!(addr = %bound, public_url = %public, database = %state.config.database_path.display(), "listening");
     let app_state = state.clone();
-    let server = HttpServer::new(move || {
+    let app = move || {
         App::new()
             .app_data(app_state.clone())
             .wrap(from_fn(guard::csrf))
@@ -106,14 +118,24 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .wrap(TracingLogger::default())
             .configure(http::configure)
             .default_service(web::to(http::not_found))
-    })
-    // Frames leave as soon as they are written: Nagle's algorithm would hold
-    // small frames back for the peer's delayed ACK (tens of milliseconds).
-    .tcp_nodelay(true)
-    .listen(listener)?
-    .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-    .disable_signals()
-    .run();
+    };
+    let server = actix_server::Server::build()
+        .listen("switchboard", listener, move || {
+            let for_worker = |app: App<_>| map_config(app, |_| AppConfig::default());
+            HttpService::build()
+                // Frames leave as soon as they are written: Nagle's algorithm
+                // would hold small frames back for the peer's delayed ACK.
+                .tcp_nodelay(true)
+                .keep_alive(KEEP_ALIVE)
+                .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+                .upgrade(upgrade::factory(for_worker(app())))
+                .finish(for_worker(app()))
+                .tcp()
+        })?
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+        .disable_signals()
+        .run();
     actix_web::rt::spawn(stop_on_signal(server.handle(), registry));
     server.await?;
     // Everything queued (audit events of the last sessions) is committed.

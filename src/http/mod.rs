@@ -11,6 +11,7 @@ pub mod health;
 pub mod me;
 pub mod pages;
 pub mod rooms;
+pub mod upgrade;
 pub mod ws;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};

@@ -114,7 +114,7 @@ pub mod close {
 
 /// Reads the header at the front of `buf`: `Ok(None)` until all of it has
 /// arrived. Checks everything a header alone can show, so a 1 GiB length is
-/// refused before any of its payload is read.
+/// refused before any of its payload (or even its mask) is read.
 pub fn parse_header(buf: &[u8]) -> Result<Option<Header>, FrameError> {
     let [first, second, ..] = *buf else {
         return Ok(None);
@@ -127,20 +127,8 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<Header>, FrameError> {
     if second & MASKED == 0 {
         return Err(FrameError::Protocol("client frames must be masked"));
     }
-    let (payload_len, len_bytes) = match second & 0x7F {
-        126 => match buf.get(2..4) {
-            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 2),
-            None => return Ok(None),
-        },
-        127 => match buf.get(2..10) {
-            Some(b) => {
-                let mut be = [0u8; 8];
-                be.copy_from_slice(b);
-                (u64::from_be_bytes(be), 8)
-            }
-            None => return Ok(None),
-        },
-        short => (u64::from(short), 0),
+    let Some((len_bytes, payload_len)) = payload_length(buf) else {
+        return Ok(None);
     };
     if opcode.is_control() && (!fin || payload_len > MAX_CONTROL_PAYLOAD as u64) {
         return Err(FrameError::Protocol("control frames are short and unfragmented"));
@@ -159,6 +147,29 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<Header>, FrameError> {
         header_len: mask_at + 4,
         payload_len: payload_len as usize,
     }))
+}
+
+/// The extended-length byte count and the payload length a header
+/// declares, once its length bytes have arrived.
+fn payload_length(buf: &[u8]) -> Option<(usize, u64)> {
+    match *buf.get(1)? & 0x7F {
+        126 => buf.get(2..4).map(|b| (2, u64::from(u16::from_be_bytes([b[0], b[1]])))),
+        127 => buf.get(2..10).map(|b| {
+            let mut be = [0u8; 8];
+            be.copy_from_slice(b);
+            (8, u64::from_be_bytes(be))
+        }),
+        short => Some((0, u64::from(short))),
+    }
+}
+
+/// The whole length on the wire that the frame at the front of `buf`
+/// declares, whatever else is wrong with it: how much to skip of a frame
+/// refused as too big.
+pub fn declared_frame_len(buf: &[u8]) -> Option<u64> {
+    let (len_bytes, payload_len) = payload_length(buf)?;
+    let mask = if buf[1] & MASKED != 0 { 4 } else { 0 };
+    Some((2 + len_bytes + mask) as u64).map(|head| head.saturating_add(payload_len))
 }
 
 /// The first whole frame in `buf`, with its payload still masked; `Ok(None)`
@@ -232,18 +243,9 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 }
 
 /// The length of the server frame at the front of `buf` (one this module
-/// encoded), once its header is there.
+/// encoded, so unmasked), once its header is there.
 pub fn server_frame_len(buf: &[u8]) -> Option<usize> {
-    let second = *buf.get(1)?;
-    match second & 0x7F {
-        126 => buf.get(2..4).map(|b| 4 + usize::from(u16::from_be_bytes([b[0], b[1]]))),
-        127 => buf.get(2..10).map(|b| {
-            let mut be = [0u8; 8];
-            be.copy_from_slice(b);
-            10 + u64::from_be_bytes(be) as usize
-        }),
-        short => Some(2 + usize::from(short)),
-    }
+    payload_length(buf).map(|(len_bytes, payload_len)| 2 + len_bytes + payload_len as usize)
 }
 
 #[cfg(test)]
@@ -314,6 +316,8 @@ mod tests {
         let mut huge = vec![0x81, MASKED | 127];
         huge.extend_from_slice(&u64::MAX.to_be_bytes());
         assert_eq!(parse_header(&huge), Err(FrameError::TooBig));
+        assert_eq!(declared_frame_len(&bytes[..10]), Some(bytes.len() as u64));
+        assert_eq!(declared_frame_len(&huge), Some(u64::MAX));
     }
 
     #[test]
@@ -390,6 +394,7 @@ mod tests {
             }
             let _ = close_status(&bytes);
             let _ = server_frame_len(&bytes);
+            let _ = declared_frame_len(&bytes);
         }
     }
 }

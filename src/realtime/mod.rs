@@ -23,3 +23,4 @@ pub mod protocol;
 pub mod registry;
 pub mod room;
 pub mod session;
+pub mod socket;

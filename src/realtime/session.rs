@@ -1,33 +1,40 @@
-//! The WsSession actor owns one WebSocket connection: its user, its room,
-//! its voice state and its limits. It is the only module that knows the
-//! WebSocket library (actix-web-actors), so moving to actix-ws touches this
-//! file alone.
+//! The WsSession actor owns one WebSocket connection: its socket, its user,
+//! its room, its voice state and its limits. Once the upgrade is answered
+//! the connection is the session's alone: it reads the socket when it is
+//! readable and writes the frames of each turn in one go (see [`Socket`]);
+//! nothing of actix-http stays with it. Peers reach it only through the
+//! recipients of [`SessionLink`].
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Handler, StreamHandler, WrapFuture};
-use actix_web::{web, HttpRequest, HttpResponse};
-use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use actix::{
+    Actor, ActorContext, ActorFuture, ActorFutureExt, ActorState, Addr, AsyncContext, Context, Handler, WrapFuture,
+};
+use bytestring::ByteString;
 use chrono::Utc;
 use serde_json::{json, Value};
+use tokio::net::TcpStream;
 
+use super::frame::{close, OpCode};
 use super::ice::{self, IceConfig};
 use super::limits::{Flood, TokenBucket};
 use super::messages::{Banned, Deliver, Kicked, MoveTo, ServerStopping, SessionLink};
 use super::monitor::{AdminMonitor, Watch};
 use super::protocol::{
     error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction,
-    MAX_CHAT_CHARS, MAX_FRAME_BYTES, MAX_NONCE_CHARS,
+    MAX_CHAT_CHARS, MAX_NONCE_CHARS,
 };
 use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, SessionRegistry, VoiceChanged};
 use super::room::{self, Room};
+use super::socket::{Ending, Incoming, Read, Socket};
 use crate::auth::perm;
 use crate::auth::session::Auth;
 use crate::auth::tokens::random_token;
 use crate::db::writer::Writer;
 use crate::db::{self, audit::Event, messages::NewMessage, rooms, sessions, Pool};
-use crate::error::ApiError;
 use crate::ids::{RoomCode, SessionId};
 use crate::metrics::Metrics;
 
@@ -35,20 +42,20 @@ use crate::metrics::Metrics;
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 /// A client silent this long is dropped (well within the 60 s promise).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often an open socket counts as activity on its login session.
-const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
-/// Frames queued for this socket beyond this are refused by `try_send`,
-/// and the room drops the session as too slow.
+/// Every this many heartbeats (a minute) an open socket counts as activity
+/// on its login session.
+const TOUCH_EVERY: u32 = 6;
+/// A socket that has taken no bytes for this long while frames wait for it
+/// is closed (4008), at the next heartbeat.
+pub const OUTBOX_STALL: Duration = Duration::from_secs(10);
+/// Frames queued for this actor beyond this are refused by `try_send`, and
+/// the room drops the session as too slow. The actor drains its mailbox
+/// into the outbox every turn, so only an overloaded thread fills it.
 const MAILBOX_CAPACITY: usize = 1024;
 /// Any frame (signalling included): sustained per second, and burst.
 const FRAME_RATE: f64 = 50.0;
 const FRAME_BURST: f64 = 200.0;
 const ROOM_CODE_MAX_CHARS: usize = 64;
-
-// Close codes: 4001 kicked, 4003 banned (the contract's), 1008 policy,
-// 1009 too big, 1012 restarting.
-const CLOSE_KICKED: u16 = 4001;
-const CLOSE_BANNED: u16 = 4003;
 
 /// What a session uses of the server: built once in `server::run` and
 /// shared by every session.
@@ -62,6 +69,8 @@ pub struct SessionEnv {
     /// CHAT_RATE_PER_SEC and CHAT_BURST.
     pub chat_rate_per_sec: u32,
     pub chat_burst: u32,
+    /// WS_OUTBOX_KB, in bytes: what may wait for one socket.
+    pub outbox_bytes: usize,
 }
 
 struct InRoom {
@@ -75,65 +84,169 @@ pub struct WsSession {
     ip: String,
     user_agent: String,
     env: Arc<SessionEnv>,
+    socket: Socket,
+    /// How the connection ends, once the session has decided.
+    ending: Option<Ending>,
     room: Option<InRoom>,
     in_voice: bool,
     muted: bool,
     last_heard: Instant,
+    heartbeats: u32,
     frames: TokenBucket,
     chats: TokenBucket,
     flood: Flood,
 }
 
-/// Upgrades the request to a WebSocket served by a new session actor. The
-/// caller has authenticated the request and checked Origin and bans.
-pub fn serve(
-    req: &HttpRequest,
-    payload: web::Payload,
-    env: Arc<SessionEnv>,
-    auth: Auth,
-    ip: String,
-    user_agent: String,
-) -> Result<HttpResponse, actix_web::Error> {
+/// Starts a session on this thread for an upgraded connection; `early`
+/// holds any bytes that came in behind the upgrade request. The caller has
+/// authenticated the request and checked Origin, bans and limits.
+pub fn start(stream: TcpStream, early: &[u8], env: Arc<SessionEnv>, auth: Auth, ip: String, user_agent: String) {
     let chat_rate = f64::from(env.chat_rate_per_sec);
     let chat_burst = f64::from(env.chat_burst);
-    let session = WsSession {
+    let socket = Socket::new(stream, early, env.outbox_bytes);
+    WsSession {
         sid: SessionId(random_token(12)),
         auth,
         ip,
         user_agent,
         env,
+        socket,
+        ending: None,
         room: None,
         in_voice: false,
         muted: false,
         last_heard: Instant::now(),
+        heartbeats: 0,
         frames: TokenBucket::new(FRAME_RATE, FRAME_BURST),
         chats: TokenBucket::new(chat_rate, chat_burst),
         flood: Flood::default(),
-    };
-    // A request that is not a WebSocket handshake gets the contract's error body.
-    ws::WsResponseBuilder::new(session, req, payload)
-        .frame_size(MAX_FRAME_BYTES)
-        .start()
-        .map_err(|e| ApiError::bad_request(format!("not a WebSocket handshake: {e}")).into())
+    }
+    .start();
 }
 
-type Ctx = ws::WebsocketContext<WsSession>;
+type Ctx = Context<WsSession>;
+
+/// Reads the socket for the session's whole life: polled on every turn of
+/// the actor, after its mailbox.
+struct ReadLoop;
+
+impl ActorFuture<WsSession> for ReadLoop {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, session: &mut WsSession, ctx: &mut Ctx, task: &mut TaskContext<'_>) -> Poll<()> {
+        session.pump(ctx, task);
+        Poll::Pending
+    }
+}
+
+/// Writes what this turn queued, once the turn's messages are handled.
+struct FlushTurn;
+
+impl ActorFuture<WsSession> for FlushTurn {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, session: &mut WsSession, ctx: &mut Ctx, task: &mut TaskContext<'_>) -> Poll<()> {
+        if session.socket.flush(task).is_err() {
+            session.end(ctx, Ending::Drop);
+        }
+        Poll::Ready(())
+    }
+}
 
 impl WsSession {
-    fn send(&self, ctx: &mut Ctx, frame: ServerMsg<'_>) {
-        ctx.text(frame.encode());
+    fn send(&mut self, ctx: &mut Ctx, frame: ServerMsg<'_>) {
+        self.queue(ctx, frame.encode());
     }
 
-    fn refuse(&self, ctx: &mut Ctx, error: ProtocolError) {
-        ctx.text(error_frame(&error));
+    fn refuse(&mut self, ctx: &mut Ctx, error: ProtocolError) {
+        self.queue(ctx, error_frame(&error));
     }
 
-    fn close(&self, ctx: &mut Ctx, code: CloseCode, description: &str) {
-        ctx.close(Some(CloseReason {
-            code,
-            description: Some(description.to_owned()),
-        }));
+    /// Queues a frame for the end of this turn; a socket over its budget is
+    /// closed as too slow.
+    fn queue(&mut self, ctx: &mut Ctx, text: ByteString) {
+        let queued = self.socket.send_text(text);
+        self.after_queue(ctx, queued);
+    }
+
+    fn control(&mut self, ctx: &mut Ctx, opcode: OpCode, payload: Vec<u8>) {
+        let queued = self.socket.send_control(opcode, payload);
+        self.after_queue(ctx, queued);
+    }
+
+    fn after_queue(&mut self, ctx: &mut Ctx, queued: Result<bool, super::socket::OverBudget>) {
+        match queued {
+            Ok(true) => {
+                ctx.spawn(FlushTurn);
+            }
+            Ok(false) => {}
+            Err(_) => self.too_slow(ctx),
+        }
+    }
+
+    fn too_slow(&mut self, ctx: &mut Ctx) {
+        tracing::warn!(sid = %self.sid, ip = %self.ip, waiting = self.socket.outstanding(), "socket too slow: closed");
+        self.close(ctx, close::TOO_SLOW, "too slow");
+    }
+
+    fn close(&mut self, ctx: &mut Ctx, code: u16, reason: &str) {
+        self.end(
+            ctx,
+            Ending::Close {
+                code,
+                reason: reason.to_owned(),
+            },
+        );
+    }
+
+    /// Stops the actor; the first decision on how the connection ends holds.
+    fn end(&mut self, ctx: &mut Ctx, ending: Ending) {
+        self.ending.get_or_insert(ending);
         ctx.stop();
+    }
+
+    /// Handles what the client sent, as far as the socket has it and the
+    /// session is not waiting on something (a join holds later frames back).
+    fn pump(&mut self, ctx: &mut Ctx, task: &mut TaskContext<'_>) {
+        if self.socket.flush(task).is_err() {
+            return self.end(ctx, Ending::Drop);
+        }
+        let mut read = 0;
+        while ctx.state() == ActorState::Running && !ctx.waiting() {
+            match self.socket.read(task, &mut read) {
+                Read::Frame(incoming) => self.on_frame(incoming, ctx),
+                Read::Pending | Read::Yield => break,
+                Read::Gone => self.end(ctx, Ending::Drop),
+                Read::Refused { code, reason } => {
+                    tracing::info!(sid = %self.sid, code, reason, "WebSocket protocol error");
+                    if code == close::TOO_BIG {
+                        self.refuse(ctx, ProtocolError::new("too_large", "a frame is at most 64 KiB"));
+                    }
+                    self.close(ctx, code, reason);
+                }
+            }
+        }
+        if read > 0 {
+            self.last_heard = Instant::now();
+        }
+    }
+
+    fn on_frame(&mut self, incoming: Incoming, ctx: &mut Ctx) {
+        match incoming {
+            Incoming::Text(text) => self.on_text(&text, ctx),
+            Incoming::Ping(payload) => self.control(ctx, OpCode::Pong, payload),
+            Incoming::Pong => {}
+            Incoming::Unsupported => self.refuse(
+                ctx,
+                ProtocolError::new("bad_request", "frames are single JSON text frames"),
+            ),
+            Incoming::Close(code) => self.end(
+                ctx,
+                Ending::Reply {
+                    code: code.unwrap_or(close::NORMAL),
+                },
+            ),
+        }
     }
 
     fn audit(&self, action: &'static str, room: Option<&RoomCode>, details: Value) {
@@ -175,25 +288,37 @@ impl WsSession {
         }
     }
 
-    fn hello(&self, ctx: &mut Ctx) {
+    fn hello(&mut self, ctx: &mut Ctx) {
         let ice_servers = ice::servers(&self.env.ice, self.auth.user.id);
-        self.send(
-            ctx,
-            ServerMsg::Hello {
-                sid: &self.sid,
-                user: &self.auth.user,
-                ice_servers: &ice_servers,
-            },
-        );
+        let hello = ServerMsg::Hello {
+            sid: &self.sid,
+            user: &self.auth.user,
+            ice_servers: &ice_servers,
+        }
+        .encode();
+        self.queue(ctx, hello);
     }
 
+    /// Pings the client; drops it when it has been silent too long, closes it
+    /// when its socket has stopped taking bytes, and once a minute refreshes
+    /// its login session.
     fn heartbeat(&self, ctx: &mut Ctx) {
         ctx.run_interval(HEARTBEAT_INTERVAL, |session, ctx| {
             if session.last_heard.elapsed() > CLIENT_TIMEOUT {
                 tracing::info!(sid = %session.sid, "client stopped answering: dropped");
-                ctx.stop();
-            } else {
-                ctx.ping(b"");
+                return session.end(ctx, Ending::Drop);
+            }
+            if session
+                .socket
+                .stalled_for()
+                .is_some_and(|stalled| stalled > OUTBOX_STALL)
+            {
+                return session.too_slow(ctx);
+            }
+            session.control(ctx, OpCode::Ping, Vec::new());
+            session.heartbeats += 1;
+            if session.heartbeats % TOUCH_EVERY == 0 {
+                session.keep_login_alive(ctx);
             }
         });
     }
@@ -201,15 +326,13 @@ impl WsSession {
     /// An open socket keeps its login session alive; a login session that
     /// ended (logout, expiry, deletion) closes the socket.
     fn keep_login_alive(&self, ctx: &mut Ctx) {
-        ctx.run_interval(TOUCH_INTERVAL, |session, ctx| {
-            let (pool, id) = (session.env.pool.clone(), session.auth.session_id);
-            let touch = async move { db::run(&pool, move |conn| sessions::touch(conn, id)).await };
-            ctx.spawn(touch.into_actor(session).map(|alive, session, ctx| match alive {
-                Ok(true) => {}
-                Ok(false) => session.close(ctx, CloseCode::Other(CLOSE_KICKED), "signed out"),
-                Err(error) => tracing::warn!(%error, "cannot record socket activity"),
-            }));
-        });
+        let (pool, id) = (self.env.pool.clone(), self.auth.session_id);
+        let touch = async move { db::run(&pool, move |conn| sessions::touch(conn, id)).await };
+        ctx.spawn(touch.into_actor(self).map(|alive, session, ctx| match alive {
+            Ok(true) => {}
+            Ok(false) => session.close(ctx, close::KICKED, "signed out"),
+            Err(error) => tracing::warn!(%error, "cannot record socket activity"),
+        }));
     }
 
     /// Chat frames count against the chat limit (CHAT_RATE_PER_SEC,
@@ -234,7 +357,7 @@ impl WsSession {
     fn flooding(&mut self, ctx: &mut Ctx) {
         if self.flood.strike() {
             tracing::warn!(sid = %self.sid, ip = %self.ip, "flooding: closed");
-            self.close(ctx, CloseCode::Policy, "flooding");
+            self.close(ctx, close::POLICY, "flooding");
         } else {
             self.refuse(ctx, ProtocolError::new("rate_limited", "slow down"));
         }
@@ -429,8 +552,8 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Ctx) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        ctx.spawn(ReadLoop);
         self.heartbeat(ctx);
-        self.keep_login_alive(ctx);
         self.env.registry.do_send(Connect {
             session: self.live(),
             login_session: self.auth.session_id,
@@ -444,6 +567,8 @@ impl Actor for WsSession {
         self.hello(ctx);
     }
 
+    /// Leaves the room and the registry at once; the socket finishes
+    /// closing on its own.
     fn stopping(&mut self, _: &mut Ctx) -> actix::Running {
         self.leave_room();
         self.env.registry.do_send(Disconnect { sid: self.sid.clone() });
@@ -451,37 +576,8 @@ impl Actor for WsSession {
             .metrics
             .ws_connections
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.socket.close(self.ending.take().unwrap_or(Ending::Drop));
         actix::Running::Stop
-    }
-}
-
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
-    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Ctx) {
-        self.last_heard = Instant::now();
-        match item {
-            Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
-            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
-            Ok(ws::Message::Pong(_)) => {}
-            Ok(ws::Message::Binary(_) | ws::Message::Continuation(_)) => {
-                self.refuse(
-                    ctx,
-                    ProtocolError::new("bad_request", "frames are single JSON text frames"),
-                );
-            }
-            Ok(ws::Message::Close(reason)) => {
-                ctx.close(reason);
-                ctx.stop();
-            }
-            Ok(ws::Message::Nop) => {}
-            Err(ws::ProtocolError::Overflow) => {
-                self.refuse(ctx, ProtocolError::new("too_large", "a frame is at most 64 KiB"));
-                self.close(ctx, CloseCode::Size, "frame too large");
-            }
-            Err(error) => {
-                tracing::info!(sid = %self.sid, %error, "WebSocket protocol error");
-                ctx.stop();
-            }
-        }
     }
 }
 
@@ -489,7 +585,7 @@ impl Handler<Deliver> for WsSession {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Ctx) {
-        ctx.text(msg.0);
+        self.queue(ctx, msg.0);
     }
 }
 
@@ -498,7 +594,7 @@ impl Handler<Kicked> for WsSession {
 
     fn handle(&mut self, msg: Kicked, ctx: &mut Ctx) {
         self.send(ctx, ServerMsg::Kicked { reason: &msg.reason });
-        self.close(ctx, CloseCode::Other(CLOSE_KICKED), "kicked");
+        self.close(ctx, close::KICKED, "kicked");
     }
 }
 
@@ -507,7 +603,7 @@ impl Handler<Banned> for WsSession {
 
     fn handle(&mut self, msg: Banned, ctx: &mut Ctx) {
         self.send(ctx, ServerMsg::Banned { reason: &msg.reason });
-        self.close(ctx, CloseCode::Other(CLOSE_BANNED), "banned");
+        self.close(ctx, close::BANNED, "banned");
     }
 }
 
@@ -525,6 +621,6 @@ impl Handler<ServerStopping> for WsSession {
 
     fn handle(&mut self, msg: ServerStopping, ctx: &mut Ctx) {
         self.refuse(ctx, ProtocolError::new("server_restarting", msg.reason));
-        self.close(ctx, CloseCode::Restart, "server restarting");
+        self.close(ctx, close::RESTARTING, "server restarting");
     }
 }
