@@ -24,3 +24,5 @@ pub mod registry;
 pub mod room;
 pub mod session;
 pub mod socket;
+#[cfg(test)]
+pub mod testing;

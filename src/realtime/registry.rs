@@ -362,3 +362,162 @@ impl Handler<Shutdown> for SessionRegistry {
         self.sessions.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::memory_pool;
+    use crate::realtime::testing::{self, live, until, Got, Log, Probe};
+
+    fn registry() -> Addr<SessionRegistry> {
+        let pool = memory_pool();
+        let writer = Writer::start(pool.clone()).unwrap();
+        SessionRegistry::new(AdminMonitor::default().start(), writer, pool, Default::default()).start()
+    }
+
+    /// Connects a probe as session `sid` of `user` from `ip`, opened with
+    /// login session `login`.
+    fn connect(registry: &Addr<SessionRegistry>, sid: &str, user: i64, ip: &str, login: i64) -> Log {
+        let (probe, log) = Probe::start();
+        registry.do_send(Connect {
+            session: live(sid, user, ip),
+            login_session: login,
+            link: testing::link(&probe),
+        });
+        log
+    }
+
+    fn sids(hit: &[LiveSession]) -> Vec<&str> {
+        let mut sids: Vec<&str> = hit.iter().map(|s| s.sid.0.as_str()).collect();
+        sids.sort();
+        sids
+    }
+
+    async fn kick(registry: &Addr<SessionRegistry>, target: Target) -> Vec<String> {
+        let hit = registry
+            .send(Kick {
+                target,
+                reason: "why".into(),
+            })
+            .await
+            .unwrap();
+        sids(&hit).into_iter().map(str::to_owned).collect()
+    }
+
+    fn lobby() -> RoomInfo {
+        RoomInfo {
+            code: RoomCode::lobby(),
+            name: "Lobby".into(),
+        }
+    }
+
+    #[actix::test]
+    async fn kicks_bans_moves_and_shutdown_reach_exactly_their_targets() {
+        let registry = registry();
+        let s1 = connect(&registry, "s1", 1, "10.0.0.1", 100);
+        let s2 = connect(&registry, "s2", 1, "10.0.0.2", 101);
+        let s3 = connect(&registry, "s3", 2, "10.0.0.1", 102);
+
+        assert_eq!(kick(&registry, Target::Session(SessionId("s3".into()))).await, ["s3"]);
+        assert_eq!(kick(&registry, Target::User(UserId(1))).await, ["s1", "s2"]);
+        assert_eq!(kick(&registry, Target::Login(101)).await, ["s2"]);
+        let by_ip = Target::Banned {
+            user: None,
+            ip: Some("10.0.0.1".into()),
+        };
+        assert_eq!(kick(&registry, by_ip).await, ["s1", "s3"]);
+        assert!(kick(&registry, Target::Session(SessionId("nobody".into())))
+            .await
+            .is_empty());
+
+        let moved = registry
+            .send(Move {
+                sid: SessionId("s2".into()),
+                room: lobby(),
+                room_id: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(moved.map(|s| s.sid.0), Some("s2".to_owned()));
+        let nobody = Move {
+            sid: SessionId("nobody".into()),
+            room: lobby(),
+            room_id: 1,
+        };
+        assert!(registry.send(nobody).await.unwrap().is_none());
+        let told = registry
+            .send(Shutdown {
+                reason: "restart".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(told, 3);
+
+        until("every probe heard its last word", || {
+            [&s1, &s2, &s3]
+                .iter()
+                .all(|log| log.borrow().last() == Some(&Got::Stopping("restart".into())))
+        })
+        .await;
+        let why = || "why".to_owned();
+        assert_eq!(
+            *s1.borrow(),
+            [Got::Kicked(why()), Got::Banned(why()), Got::Stopping("restart".into())]
+        );
+        assert_eq!(
+            *s2.borrow(),
+            [
+                Got::Kicked(why()),
+                Got::Kicked(why()),
+                Got::Moved("lobby".into()),
+                Got::Stopping("restart".into())
+            ]
+        );
+        assert_eq!(
+            *s3.borrow(),
+            [Got::Kicked(why()), Got::Banned(why()), Got::Stopping("restart".into())]
+        );
+    }
+
+    #[actix::test]
+    async fn a_room_is_stopped_only_when_nobody_is_in_it() {
+        let registry = registry();
+        let _s1 = connect(&registry, "s1", 1, "10.0.0.1", 100);
+        let enter = |sid: &str| EnterRoom {
+            sid: SessionId(sid.into()),
+            room: lobby(),
+            room_id: 1,
+        };
+        let first = registry.send(enter("s1")).await.unwrap();
+        assert_eq!(registry.send(enter("s1")).await.unwrap(), first, "one actor per room");
+
+        registry.do_send(RoomIdle {
+            code: RoomCode::lobby(),
+        });
+        assert_eq!(
+            registry.send(enter("s1")).await.unwrap(),
+            first,
+            "an idle report for an occupied room is ignored"
+        );
+        assert!(first.connected());
+
+        registry.do_send(Disconnect {
+            sid: SessionId("s1".into()),
+        });
+        registry.do_send(RoomIdle {
+            code: RoomCode::lobby(),
+        });
+        until("the idle room stops", || !first.connected()).await;
+        let count = registry
+            .send(CountInRoom {
+                code: RoomCode::lobby(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+        let _s2 = connect(&registry, "s2", 1, "10.0.0.1", 100);
+        let second = registry.send(enter("s2")).await.unwrap();
+        assert_ne!(second, first, "a new actor for the next visitor");
+        assert!(second.connected());
+    }
+}

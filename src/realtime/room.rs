@@ -385,3 +385,194 @@ impl Handler<Stop> for Room {
         actix::ActorContext::stop(ctx);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::memory_pool;
+    use crate::db::{rooms, users};
+    use crate::ids::UserId;
+    use crate::realtime::testing::{frames, member, until, Got, Log, Probe};
+    use actix::Addr;
+
+    struct Lobby {
+        room: Addr<Room>,
+        owner: Log,
+        user: UserId,
+    }
+
+    fn lobby() -> Lobby {
+        let pool = memory_pool();
+        let conn = pool.get().unwrap();
+        let lobby = rooms::get(&conn, RoomCode::LOBBY).unwrap();
+        let user = users::create_guest(&conn, "guest-talker", "Talker").unwrap();
+        let (owner, log) = Probe::start();
+        let writer = Writer::start(pool.clone()).unwrap();
+        let info = RoomInfo {
+            code: lobby.code,
+            name: lobby.name,
+        };
+        let room = Room::new(
+            info,
+            lobby.id,
+            owner.recipient(),
+            writer,
+            pool.clone(),
+            Default::default(),
+        )
+        .start();
+        Lobby { room, owner: log, user }
+    }
+
+    fn join(room: &Addr<Room>, sid: &str, probe: &Addr<Probe>) {
+        room.do_send(Join {
+            member: member(sid, 1),
+            deliver: probe.clone().recipient(),
+            kicked: probe.clone().recipient(),
+        });
+    }
+
+    fn post(lobby: &Lobby, text: &str) {
+        lobby.room.do_send(Post {
+            message: NewMessage {
+                room_id: 0,
+                room: RoomCode::lobby(),
+                user_id: lobby.user,
+                username: "guest-talker".into(),
+                text: text.into(),
+                ip: "127.0.0.1".into(),
+                nonce: None,
+                attachment: None,
+            },
+        });
+    }
+
+    fn types(log: &Log) -> Vec<String> {
+        log.borrow()
+            .iter()
+            .map(|got| match got {
+                Got::Frame(frame) => frame["type"].as_str().unwrap().to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn sids(frame: &serde_json::Value) -> Vec<&str> {
+        frame["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["sid"].as_str().unwrap())
+            .collect()
+    }
+
+    #[actix::test]
+    async fn every_member_gets_the_room_s_frames_in_the_order_they_happened() {
+        let lobby = lobby();
+        let (a, a_log) = Probe::start();
+        let (b, b_log) = Probe::start();
+        join(&lobby.room, "a", &a);
+        join(&lobby.room, "b", &b);
+        for text in ["one", "two", "three"] {
+            post(&lobby, text);
+        }
+        until("both hear three messages", || {
+            frames(&a_log, "message").len() == 3 && frames(&b_log, "message").len() == 3
+        })
+        .await;
+        assert_eq!(
+            types(&a_log),
+            ["joined", "member_joined", "message", "message", "message"]
+        );
+        assert_eq!(types(&b_log), ["joined", "message", "message", "message"]);
+        assert_eq!(sids(&frames(&b_log, "joined")[0]), ["a", "b"], "in the order they came");
+        for log in [&a_log, &b_log] {
+            let texts: Vec<_> = frames(log, "message").iter().map(|m| m["text"].clone()).collect();
+            assert_eq!(texts, ["one", "two", "three"]);
+            let ids: Vec<i64> = frames(log, "message")
+                .iter()
+                .map(|m| m["id"].as_i64().unwrap())
+                .collect();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        }
+        let (c, c_log) = Probe::start();
+        join(&lobby.room, "c", &c);
+        until("c has joined", || !frames(&c_log, "joined").is_empty()).await;
+        let history = frames(&c_log, "joined")[0]["history"].clone();
+        let texts: Vec<_> = history.as_array().unwrap().iter().map(|m| m["text"].clone()).collect();
+        assert_eq!(texts, ["one", "two", "three"], "history oldest first");
+    }
+
+    #[actix::test]
+    async fn a_member_whose_mailbox_is_full_is_kicked_and_announced_gone() {
+        let lobby = lobby();
+        let (a, a_log) = Probe::start();
+        let (kicks, kicks_log) = Probe::start();
+        join(&lobby.room, "a", &a);
+        let sleeper = Probe::asleep(1);
+        lobby.room.do_send(Join {
+            member: member("sleeper", 2),
+            deliver: sleeper.clone().recipient(),
+            kicked: kicks.recipient(),
+        });
+        for text in ["one", "two"] {
+            post(&lobby, text);
+        }
+        until("a hears both", || frames(&a_log, "message").len() == 2).await;
+        assert_eq!(
+            *kicks_log.borrow(),
+            [Got::Kicked("your connection could not keep up".into())]
+        );
+        let left = frames(&a_log, "member_left");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0]["sid"], "sleeper");
+        let (c, c_log) = Probe::start();
+        join(&lobby.room, "c", &c);
+        until("c has joined", || !frames(&c_log, "joined").is_empty()).await;
+        assert_eq!(sids(&frames(&c_log, "joined")[0]), ["a", "c"]);
+    }
+
+    #[actix::test]
+    async fn a_member_that_is_gone_is_forgotten_without_a_kick() {
+        let lobby = lobby();
+        let (a, a_log) = Probe::start();
+        let (gone, gone_log) = Probe::start();
+        join(&lobby.room, "a", &a);
+        join(&lobby.room, "gone", &gone);
+        until("gone has joined", || !frames(&gone_log, "joined").is_empty()).await;
+        gone.do_send(crate::realtime::messages::ServerStopping { reason: "bye".into() });
+        until("gone has stopped", || !gone.connected()).await;
+        post(&lobby, "after");
+        until("a hears the message", || !frames(&a_log, "message").is_empty()).await;
+        let left = frames(&a_log, "member_left");
+        assert_eq!(left.len(), 1, "{:?}", types(&a_log));
+        assert_eq!(left[0]["sid"], "gone");
+        assert!(!gone_log.borrow().iter().any(|g| matches!(g, Got::Kicked(_))));
+    }
+
+    #[actix::test]
+    async fn an_empty_room_asks_its_owner_to_stop_after_its_grace() {
+        tokio::time::pause();
+        let lobby = lobby();
+        let (a, a_log) = Probe::start();
+        join(&lobby.room, "a", &a);
+        until("a has joined", || !frames(&a_log, "joined").is_empty()).await;
+        tokio::time::sleep(IDLE_GRACE * 2).await;
+        assert!(lobby.owner.borrow().is_empty(), "an occupied room stays");
+
+        lobby.room.do_send(Leave {
+            sid: SessionId("a".into()),
+        });
+        tokio::time::sleep(IDLE_GRACE - Duration::from_secs(1)).await;
+        assert!(lobby.owner.borrow().is_empty(), "not before the grace");
+        join(&lobby.room, "a", &a);
+        lobby.room.do_send(Leave {
+            sid: SessionId("a".into()),
+        });
+        tokio::time::sleep(IDLE_GRACE + Duration::from_secs(1)).await;
+        assert_eq!(*lobby.owner.borrow(), [Got::Idle("lobby".into())]);
+
+        lobby.room.do_send(Stop);
+        until("the room stops", || !lobby.room.connected()).await;
+    }
+}

@@ -624,3 +624,145 @@ impl Handler<ServerStopping> for WsSession {
         self.close(ctx, close::RESTARTING, "server restarting");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::memory_pool;
+    use crate::db::users::{self, User};
+    use crate::ids::UserId;
+    use crate::realtime::registry::{Post, Snapshot};
+    use crate::realtime::testing::{self, client_text, frames, live, member, until, Probe};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn auth(id: UserId) -> Auth {
+        Auth {
+            session_id: 1,
+            user: User {
+                id,
+                username: "reader".into(),
+                display_name: "Reader".into(),
+                email: None,
+                is_admin: false,
+                roles: Vec::new(),
+                permissions: Vec::new(),
+                guest: true,
+                totp_enabled: false,
+                created_at: Utc::now(),
+                needs_username: false,
+            },
+            csrf_token: String::new(),
+        }
+    }
+
+    async fn live_sessions(registry: &Addr<SessionRegistry>) -> Vec<LiveSession> {
+        registry.send(Snapshot).await.unwrap()
+    }
+
+    #[actix::test]
+    async fn a_socket_that_takes_nothing_is_closed_4008_and_its_session_leaves_room_and_registry() {
+        let pool = memory_pool();
+        let user = users::create_guest(&pool.get().unwrap(), "guest-reader", "Reader").unwrap();
+        let writer = Writer::start(pool.clone()).unwrap();
+        let monitor = AdminMonitor::default().start();
+        let registry = SessionRegistry::new(monitor.clone(), writer.clone(), pool.clone(), Default::default()).start();
+        let env = Arc::new(SessionEnv {
+            pool,
+            writer,
+            registry: registry.clone(),
+            monitor,
+            metrics: Default::default(),
+            ice: IceConfig {
+                stun_urls: Vec::new(),
+                turn: None,
+            },
+            chat_rate_per_sec: 5,
+            chat_burst: 5,
+            outbox_bytes: 16 * 1024,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpSocket::new_v4().unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
+        let mut client = client.connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server_side, _) = listener.accept().await.unwrap();
+        start(server_side, &[], env, auth(user), "127.0.0.1".into(), String::new());
+        client
+            .write_all(&client_text(r#"{"type":"join","room":"lobby"}"#))
+            .await
+            .unwrap();
+
+        let (probe, probe_log) = Probe::start();
+        registry.do_send(Connect {
+            session: live("probe", 9, "127.0.0.2"),
+            login_session: 9,
+            link: testing::link(&probe),
+        });
+        let lobby = RoomInfo {
+            code: RoomCode::lobby(),
+            name: "Lobby".into(),
+        };
+        let enter = EnterRoom {
+            sid: SessionId("probe".into()),
+            room: lobby.clone(),
+            room_id: 1,
+        };
+        let room = registry.send(enter).await.unwrap();
+        room.do_send(room::Join {
+            member: member("probe", 9),
+            deliver: probe.clone().recipient(),
+            kicked: probe.clone().recipient(),
+        });
+        let reader_sid = loop {
+            let sessions = live_sessions(&registry).await;
+            let reader = sessions.iter().find(|s| s.sid.0 != "probe" && s.room.is_some());
+            if let Some(reader) = reader {
+                break reader.sid.clone();
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        };
+
+        // Far more than the kernel's buffers and the 16 KiB budget hold.
+        for i in 0..100 {
+            registry.do_send(Post {
+                room: lobby.clone(),
+                room_id: 1,
+                message: NewMessage {
+                    room_id: 0,
+                    room: RoomCode::lobby(),
+                    user_id: user,
+                    username: "guest-reader".into(),
+                    text: format!("{i} {}", "w".repeat(4000)),
+                    ip: "127.0.0.1".into(),
+                    nonce: None,
+                    attachment: None,
+                },
+            });
+        }
+        until("the reader is announced gone", || {
+            frames(&probe_log, "member_left")
+                .iter()
+                .any(|f| f["sid"] == reader_sid.0.as_str())
+        })
+        .await;
+        assert_eq!(frames(&probe_log, "message").len(), 100, "the others are served");
+        loop {
+            let sessions = live_sessions(&registry).await;
+            if sessions.iter().all(|s| s.sid != reader_sid) {
+                break;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        let mut bytes = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut bytes))
+            .await
+            .expect("the server ends the connection")
+            .unwrap();
+        let close = [0x88, 10, 0x0F, 0xA8];
+        assert!(
+            bytes.ends_with(&[&close[..], b"too slow"].concat()),
+            "the stream ends with close 4008: {:?}",
+            &bytes[bytes.len().saturating_sub(16)..]
+        );
+    }
+}
