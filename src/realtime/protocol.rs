@@ -6,7 +6,6 @@ use actix_web::web::Bytes;
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::db::users::User;
@@ -114,6 +113,8 @@ pub struct LiveSession {
     pub user_agent: String,
 }
 
+/// Every server frame but `joined`, which the room puts together from the
+/// encodings it keeps (`room::Room::joined_frame`).
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg<'a> {
@@ -121,12 +122,6 @@ pub enum ServerMsg<'a> {
         sid: &'a SessionId,
         user: &'a User,
         ice_servers: &'a [Value],
-    },
-    Joined {
-        room: &'a RoomInfo,
-        members: Vec<&'a Member>,
-        /// Already-encoded messages, oldest first.
-        history: Vec<&'a RawValue>,
     },
     MemberJoined {
         member: &'a Member,

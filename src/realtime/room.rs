@@ -1,17 +1,19 @@
 //! The Room actor owns one live room: its members with their voice state,
-//! and the last 200 messages, each encoded once. Chat is stored through the
+//! and the last 200 messages, each encoded once. Frames are encoded once and
+//! the same bytes go to every member; a joiner's `joined` frame is put
+//! together from encodings kept for each member and for the history, so a
+//! crowd joining at once costs the room little. Chat is stored through the
 //! writer thread and fanned out only after its commit. Started by the
 //! registry on first entry; when empty for a while it tells whoever started
 //! it ([`RoomIdle`]) and stops when told to. It knows members only by the
 //! recipients they joined with.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle, WrapFuture};
 use bytestring::ByteString;
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::messages::{Deliver, Kicked};
@@ -101,18 +103,33 @@ pub struct Stop;
 
 struct Seat {
     member: Member,
+    /// The member's JSON, for `joined` frames.
+    encoded: ByteString,
     deliver: Recipient<Deliver>,
     kicked: Recipient<Kicked>,
-    /// Join order, so member lists read in the order people arrived.
-    seq: u64,
+}
+
+impl Seat {
+    fn new(member: Member, deliver: Recipient<Deliver>, kicked: Recipient<Kicked>) -> Self {
+        Self {
+            encoded: encode(&member),
+            member,
+            deliver,
+            kicked,
+        }
+    }
 }
 
 pub struct Room {
     info: RoomInfo,
     id: i64,
-    members: HashMap<SessionId, Seat>,
+    /// Members by join order: member lists and fan-out follow it.
+    seats: BTreeMap<u64, Seat>,
+    seat_of: HashMap<SessionId, u64>,
     next_seq: u64,
     history: VecDeque<ByteString>,
+    /// `history` as one JSON array, built when a joiner first needs it.
+    history_json: Option<String>,
     idle: Recipient<RoomIdle>,
     writer: Writer,
     pool: Pool,
@@ -132,9 +149,11 @@ impl Room {
         Self {
             info,
             id,
-            members: HashMap::new(),
+            seats: BTreeMap::new(),
+            seat_of: HashMap::new(),
             next_seq: 0,
             history: VecDeque::with_capacity(HISTORY_ON_JOIN),
+            history_json: None,
             idle,
             writer,
             pool,
@@ -143,13 +162,14 @@ impl Room {
         }
     }
 
-    /// Sends `text` to every member but `except`. A member whose mailbox is
-    /// full is dropped from the room and disconnected; one whose mailbox is
-    /// closed is forgotten.
+    /// Sends `text` to every member but `except`, in join order. A member
+    /// whose mailbox is full is dropped from the room and disconnected; one
+    /// whose mailbox is closed is forgotten.
     fn broadcast(&mut self, text: &ByteString, except: Option<&SessionId>) {
         let mut gone = Vec::new();
         let mut delivered = 0u64;
-        for (sid, seat) in &self.members {
+        for seat in self.seats.values() {
+            let sid = &seat.member.sid;
             if except == Some(sid) {
                 continue;
             }
@@ -173,33 +193,45 @@ impl Room {
         }
     }
 
+    fn seat(&self, sid: &SessionId) -> Option<&Seat> {
+        self.seat_of.get(sid).and_then(|seq| self.seats.get(seq))
+    }
+
+    fn seat_mut(&mut self, sid: &SessionId) -> Option<&mut Seat> {
+        self.seat_of.get(sid).and_then(|seq| self.seats.get_mut(seq))
+    }
+
     fn send_to(&self, sid: &SessionId, text: ByteString) {
-        if let Some(seat) = self.members.get(sid) {
+        if let Some(seat) = self.seat(sid) {
             let _ = seat.deliver.try_send(Deliver(text));
         }
     }
 
     fn remove(&mut self, sid: &SessionId) {
-        if self.members.remove(sid).is_some() {
-            let frame = ServerMsg::MemberLeft { sid }.encode();
-            self.broadcast(&frame, None);
-        }
+        let Some(seq) = self.seat_of.remove(sid) else {
+            return;
+        };
+        self.seats.remove(&seq);
+        let frame = ServerMsg::MemberLeft { sid }.encode();
+        self.broadcast(&frame, None);
     }
 
-    fn joined_frame(&self) -> ByteString {
-        let mut seats: Vec<&Seat> = self.members.values().collect();
-        seats.sort_by_key(|s| s.seq);
-        let history: Vec<&RawValue> = self
-            .history
-            .iter()
-            .filter_map(|text| serde_json::from_str(text).ok())
-            .collect();
-        ServerMsg::Joined {
-            room: &self.info,
-            members: seats.into_iter().map(|s| &s.member).collect(),
-            history,
-        }
-        .encode()
+    /// `{"type":"joined","room","members","history"}`, put together from
+    /// the encodings the room keeps rather than serialised afresh.
+    fn joined_frame(&mut self) -> ByteString {
+        let history = &self.history;
+        let history = self.history_json.get_or_insert_with(|| json_array(history));
+        let room = encode(&self.info);
+        let members: usize = self.seats.values().map(|s| s.encoded.len() + 1).sum();
+        let mut frame = String::with_capacity(48 + room.len() + members + history.len());
+        frame.push_str(r#"{"type":"joined","room":"#);
+        frame.push_str(&room);
+        frame.push_str(r#","members":"#);
+        frame.push_str(&json_array(self.seats.values().map(|s| &s.encoded)));
+        frame.push_str(r#","history":"#);
+        frame.push_str(history);
+        frame.push('}');
+        ByteString::from(frame)
     }
 
     /// Hands a message to the writer; `Stored` comes back after its commit.
@@ -220,13 +252,14 @@ impl Room {
             self.history.pop_front();
         }
         self.history.push_back(text);
+        self.history_json = None;
     }
 
     fn schedule_idle_check(&mut self, ctx: &mut Context<Self>) {
-        if self.members.is_empty() && self.idle_timer.is_none() {
+        if self.seats.is_empty() && self.idle_timer.is_none() {
             self.idle_timer = Some(ctx.run_later(IDLE_GRACE, |room, _| {
                 room.idle_timer = None;
-                if room.members.is_empty() {
+                if room.seats.is_empty() {
                     room.idle.do_send(RoomIdle {
                         code: room.info.code.clone(),
                     });
@@ -234,6 +267,19 @@ impl Room {
             }));
         }
     }
+}
+
+/// `[a,b,...]` from already-encoded JSON values.
+fn json_array<'a>(items: impl IntoIterator<Item = &'a ByteString>) -> String {
+    let mut array = String::from("[");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            array.push(',');
+        }
+        array.push_str(item);
+    }
+    array.push(']');
+    array
 }
 
 impl Actor for Room {
@@ -250,7 +296,10 @@ impl Actor for Room {
         };
         ctx.wait(load.into_actor(self).map(|loaded, room, ctx| {
             match loaded {
-                Ok(recent) => room.history.extend(recent.iter().map(encode)),
+                Ok(recent) => {
+                    room.history.extend(recent.iter().map(encode));
+                    room.history_json = None;
+                }
                 Err(error) => tracing::error!(%error, room = %room.info.code, "cannot load the room's history"),
             }
             room.schedule_idle_check(ctx);
@@ -269,16 +318,11 @@ impl Handler<Join> for Room {
         let announce = ServerMsg::MemberJoined { member: &msg.member }.encode();
         self.broadcast(&announce, Some(&sid));
         self.next_seq += 1;
-        self.members.insert(
-            sid.clone(),
-            Seat {
-                member: msg.member,
-                deliver: msg.deliver,
-                kicked: msg.kicked,
-                seq: self.next_seq,
-            },
-        );
-        self.send_to(&sid, self.joined_frame());
+        self.seat_of.insert(sid.clone(), self.next_seq);
+        self.seats
+            .insert(self.next_seq, Seat::new(msg.member, msg.deliver, msg.kicked));
+        let joined = self.joined_frame();
+        self.send_to(&sid, joined);
     }
 }
 
@@ -295,7 +339,7 @@ impl Handler<Chat> for Room {
     type Result = ();
 
     fn handle(&mut self, msg: Chat, ctx: &mut Context<Self>) {
-        if !self.members.contains_key(&msg.sid) {
+        if !self.seat_of.contains_key(&msg.sid) {
             return;
         }
         if self.store(msg.message, Some(msg.sid.clone()), ctx).is_err() {
@@ -340,11 +384,12 @@ impl Handler<Voice> for Room {
     type Result = ();
 
     fn handle(&mut self, msg: Voice, _: &mut Context<Self>) {
-        let Some(seat) = self.members.get_mut(&msg.sid) else {
+        let Some(seat) = self.seat_mut(&msg.sid) else {
             return;
         };
         seat.member.in_voice = msg.in_voice;
         seat.member.muted = msg.muted;
+        seat.encoded = encode(&seat.member);
         let frame = ServerMsg::VoiceState {
             sid: &msg.sid,
             in_voice: msg.in_voice,
@@ -360,8 +405,8 @@ impl Handler<Relay> for Room {
 
     /// Passes signalling only between two members of this room.
     fn handle(&mut self, msg: Relay, _: &mut Context<Self>) {
-        let both_here = self.members.contains_key(&msg.from) && msg.from != msg.to;
-        match self.members.get(&msg.to).filter(|_| both_here) {
+        let both_here = self.seat_of.contains_key(&msg.from) && msg.from != msg.to;
+        match self.seat(&msg.to).filter(|_| both_here) {
             Some(seat) => {
                 let frame = ServerMsg::Signal {
                     from: &msg.from,
