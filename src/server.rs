@@ -90,6 +90,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         chat_rate_per_sec: config.chat_rate_per_sec,
         chat_burst: config.chat_burst,
         outbox_bytes: config.ws_outbox_bytes,
+        // The registry and the rooms were started on this (the system's)
+        // thread: sessions join them there.
+        live: actix::System::current().arbiter().clone(),
     });
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),

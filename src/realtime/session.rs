@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
+use actix::dev::ArbiterHandle;
 use actix::{
     Actor, ActorContext, ActorFuture, ActorFutureExt, ActorState, Addr, AsyncContext, Context, Handler, WrapFuture,
 };
@@ -71,6 +72,9 @@ pub struct SessionEnv {
     pub chat_burst: u32,
     /// WS_OUTBOX_KB, in bytes: what may wait for one socket.
     pub outbox_bytes: usize,
+    /// The thread where the registry and the rooms run: sessions run there
+    /// too, so a room's fan-out never crosses threads.
+    pub live: ArbiterHandle,
 }
 
 struct InRoom {
@@ -97,31 +101,50 @@ pub struct WsSession {
     flood: Flood,
 }
 
-/// Starts a session on this thread for an upgraded connection; `early`
+/// Starts a session for an upgraded connection on the live thread; `early`
 /// holds any bytes that came in behind the upgrade request. The caller has
 /// authenticated the request and checked Origin, bans and limits.
 pub fn start(stream: TcpStream, early: &[u8], env: Arc<SessionEnv>, auth: Auth, ip: String, user_agent: String) {
-    let chat_rate = f64::from(env.chat_rate_per_sec);
-    let chat_burst = f64::from(env.chat_burst);
-    let socket = Socket::new(stream, early, env.outbox_bytes);
-    WsSession {
-        sid: SessionId(random_token(12)),
-        auth,
-        ip,
-        user_agent,
-        env,
-        socket,
-        ending: None,
-        room: None,
-        in_voice: false,
-        muted: false,
-        last_heard: Instant::now(),
-        heartbeats: 0,
-        frames: TokenBucket::new(FRAME_RATE, FRAME_BURST),
-        chats: TokenBucket::new(chat_rate, chat_burst),
-        flood: Flood::default(),
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(error) => return tracing::warn!(%error, "cannot hand an upgraded socket over"),
+    };
+    let early = early.to_vec();
+    let live = env.live.clone();
+    let adopt = move || match TcpStream::from_std(stream) {
+        Ok(stream) => {
+            WsSession::new(stream, &early, env, auth, ip, user_agent).start();
+        }
+        Err(error) => tracing::warn!(%error, "cannot adopt an upgraded socket"),
+    };
+    if !live.spawn_fn(adopt) {
+        tracing::warn!("the live thread has stopped: upgraded socket dropped");
     }
-    .start();
+}
+
+impl WsSession {
+    fn new(stream: TcpStream, early: &[u8], env: Arc<SessionEnv>, auth: Auth, ip: String, user_agent: String) -> Self {
+        let chat_rate = f64::from(env.chat_rate_per_sec);
+        let chat_burst = f64::from(env.chat_burst);
+        let socket = Socket::new(stream, early, env.outbox_bytes);
+        WsSession {
+            sid: SessionId(random_token(12)),
+            auth,
+            ip,
+            user_agent,
+            env,
+            socket,
+            ending: None,
+            room: None,
+            in_voice: false,
+            muted: false,
+            last_heard: Instant::now(),
+            heartbeats: 0,
+            frames: TokenBucket::new(FRAME_RATE, FRAME_BURST),
+            chats: TokenBucket::new(chat_rate, chat_burst),
+            flood: Flood::default(),
+        }
+    }
 }
 
 type Ctx = Context<WsSession>;
@@ -679,6 +702,7 @@ mod tests {
             chat_rate_per_sec: 5,
             chat_burst: 5,
             outbox_bytes: 16 * 1024,
+            live: actix::Arbiter::current(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpSocket::new_v4().unwrap();
