@@ -78,13 +78,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let writer = Writer::start(pool.clone()).map_err(database_error)?;
     let metrics = Arc::new(Metrics::default());
     let monitor = AdminMonitor::default().start();
-    let registry = SessionRegistry::new(monitor.clone(), writer.clone(), pool.clone(), metrics.clone()).start();
+    let registry = SessionRegistry::new(monitor, writer.clone(), pool.clone(), metrics.clone()).start();
 
     let session_env = Arc::new(SessionEnv {
         pool: pool.clone(),
         writer: writer.clone(),
         registry: registry.clone(),
-        monitor: monitor.clone(),
         metrics: metrics.clone(),
         ice: (&config).into(),
         chat_rate_per_sec: config.chat_rate_per_sec,
@@ -105,7 +104,6 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         oidc,
         writer: writer.clone(),
         registry: registry.clone(),
-        monitor,
         session_env,
         config,
     });

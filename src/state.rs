@@ -13,7 +13,6 @@ use crate::db::sessions::Lifetimes;
 use crate::db::writer::Writer;
 use crate::db::Pool;
 use crate::metrics::Metrics;
-use crate::realtime::monitor::AdminMonitor;
 use crate::realtime::registry::SessionRegistry;
 use crate::realtime::session::SessionEnv;
 
@@ -33,7 +32,6 @@ pub struct AppState {
     /// Commits chat messages and audit events from the live path.
     pub writer: Writer,
     pub registry: Addr<SessionRegistry>,
-    pub monitor: Addr<AdminMonitor>,
     /// What every WebSocket session is given.
     pub session_env: Arc<SessionEnv>,
 }

@@ -1,10 +1,10 @@
 //! What rooms, the registry and the admin monitor (and any later actor, such
-//! as the SFU) send to a session, and the [`SessionLink`] they hold it by.
-//! They address a session only through these `Recipient`s, so none of them
-//! depends on the session's type and the session depends on none of them
-//! for its own messages.
+//! as the SFU) send to a session. They hold a session only by recipients of
+//! these two messages, its frames ([`Deliver`]) and its control
+//! ([`Control`]), so none of them depends on the session's type, and a
+//! session costs each holder one recipient.
 
-use actix::{Message, Recipient};
+use actix::Message;
 use bytestring::ByteString;
 
 use super::protocol::RoomInfo;
@@ -14,42 +14,17 @@ use super::protocol::RoomInfo;
 #[rtype(result = "()")]
 pub struct Deliver(pub ByteString);
 
-/// An admin (or the server) kicks this session: `kicked`, then close 4001.
+/// What the registry, the source of truth for admin control, tells a
+/// session; one message type, so that it holds one recipient per session.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Kicked {
-    pub reason: String,
-}
-
-/// A ban covers this session: `banned`, then close 4003.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Banned {
-    pub reason: String,
-}
-
-/// An admin moves this session: `moved`, then `joined` for the new room.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct MoveTo {
-    pub room: RoomInfo,
-    pub room_id: i64,
-}
-
-/// The server is stopping: an `error` frame with the reason, then close 1012.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ServerStopping {
-    pub reason: String,
-}
-
-/// A session as the registry holds it: everything that may be sent to it.
-/// Rooms and the monitor keep only the recipients they use.
-#[derive(Clone)]
-pub struct SessionLink {
-    pub deliver: Recipient<Deliver>,
-    pub kicked: Recipient<Kicked>,
-    pub banned: Recipient<Banned>,
-    pub move_to: Recipient<MoveTo>,
-    pub stopping: Recipient<ServerStopping>,
+pub enum Control {
+    /// An admin (or the server) kicks this session: `kicked`, then close 4001.
+    Kicked { reason: String },
+    /// A ban covers this session: `banned`, then close 4003.
+    Banned { reason: String },
+    /// An admin moves this session: `moved`, then `joined` for the new room.
+    MoveTo { room: RoomInfo, room_id: i64 },
+    /// The server is stopping: an `error` frame with the reason, then close 1012.
+    ServerStopping { reason: String },
 }

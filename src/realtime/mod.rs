@@ -10,9 +10,11 @@
 //!    └──► room ◄─┘      every actor ──► messages, protocol
 //! ```
 //!
-//! The registry starts rooms and a room reports "idle" to a recipient it was
-//! given; rooms, the registry and the monitor hold sessions by the
-//! recipients in [`messages::SessionLink`].
+//! The registry starts rooms; a room reports to recipients it was given
+//! (`RoomIdle`, `SlowMember`). Rooms, the registry and the monitor hold a
+//! session by recipients of [`messages::Deliver`] and [`messages::Control`].
+//! Sessions, rooms, the registry and the monitor all run on one thread (the
+//! system arbiter), so a room's fan-out never crosses threads.
 
 pub mod frame;
 pub mod ice;

@@ -1,12 +1,15 @@
-//! The AdminMonitor actor pushes registry changes to the admin consoles that
-//! asked for them (`admin_watch`). It mirrors the registry from its events,
-//! so a new watcher's snapshot and the deltas after it never miss a change.
+//! The AdminMonitor actor owns the admin consoles watching the live sessions
+//! (`admin_watch`) and pushes every registry change to them. A watcher's
+//! snapshot comes from the registry in the same stream as the changes, so
+//! it misses none and sees none twice; the monitor keeps no copy of the
+//! sessions.
 
 use std::collections::HashMap;
 
 use actix::{Actor, Context, Handler, Message, Recipient};
+use bytestring::ByteString;
 
-use super::messages::{Deliver, Kicked};
+use super::messages::{Control, Deliver};
 use super::protocol::{LiveSession, ServerMsg};
 use crate::ids::SessionId;
 
@@ -18,23 +21,24 @@ pub enum RegistryEvent {
     Gone(SessionId),
 }
 
-/// An admin session starts watching: it gets a snapshot, then every change.
+/// From the registry: an admin session starts watching. It is sent
+/// `snapshot` (the registry as it stood), then every later change.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Watch {
     pub sid: SessionId,
     pub deliver: Recipient<Deliver>,
-    pub kicked: Recipient<Kicked>,
+    pub control: Recipient<Control>,
+    pub snapshot: ByteString,
 }
 
 struct Watcher {
     deliver: Recipient<Deliver>,
-    kicked: Recipient<Kicked>,
+    control: Recipient<Control>,
 }
 
 #[derive(Default)]
 pub struct AdminMonitor {
-    sessions: HashMap<SessionId, LiveSession>,
     watchers: HashMap<SessionId, Watcher>,
 }
 
@@ -51,7 +55,7 @@ impl AdminMonitor {
                 Ok(()) => true,
                 Err(actix::dev::SendError::Full(_)) => {
                     tracing::warn!(%sid, "admin watcher cannot keep up: dropped");
-                    watcher.kicked.do_send(Kicked {
+                    watcher.control.do_send(Control::Kicked {
                         reason: "too slow to follow the live sessions".into(),
                     });
                     false
@@ -70,15 +74,10 @@ impl Handler<RegistryEvent> for AdminMonitor {
 
     fn handle(&mut self, event: RegistryEvent, _: &mut Context<Self>) {
         match event {
-            RegistryEvent::Update(session) => {
-                self.broadcast(ServerMsg::SessionUpdate { session: &session });
-                self.sessions.insert(session.sid.clone(), session);
-            }
+            RegistryEvent::Update(session) => self.broadcast(ServerMsg::SessionUpdate { session: &session }),
             RegistryEvent::Gone(sid) => {
                 self.watchers.remove(&sid);
-                if self.sessions.remove(&sid).is_some() {
-                    self.broadcast(ServerMsg::SessionGone { sid: &sid });
-                }
+                self.broadcast(ServerMsg::SessionGone { sid: &sid });
             }
         }
     }
@@ -88,14 +87,12 @@ impl Handler<Watch> for AdminMonitor {
     type Result = ();
 
     fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
-        let mut sessions: Vec<&LiveSession> = self.sessions.values().collect();
-        sessions.sort_by_key(|s| s.connected_at);
-        msg.deliver.do_send(Deliver(ServerMsg::Sessions { sessions }.encode()));
+        msg.deliver.do_send(Deliver(msg.snapshot));
         self.watchers.insert(
             msg.sid,
             Watcher {
                 deliver: msg.deliver,
-                kicked: msg.kicked,
+                control: msg.control,
             },
         );
     }

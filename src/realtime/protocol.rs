@@ -178,8 +178,12 @@ impl ServerMsg<'_> {
 /// client gets an `error` frame rather than nothing.
 pub fn encode(frame: &impl Serialize) -> ByteString {
     match serde_json::to_vec(frame) {
-        Ok(bytes) => ByteString::try_from(Bytes::from(bytes))
-            .unwrap_or_else(|_| ByteString::from_static(r#"{"type":"error","code":"internal","message":"encoding"}"#)),
+        // Exactly sized: rooms keep many encodings (members, history).
+        Ok(mut bytes) => ByteString::try_from(Bytes::from({
+            bytes.shrink_to_fit();
+            bytes
+        }))
+        .unwrap_or_else(|_| ByteString::from_static(r#"{"type":"error","code":"internal","message":"encoding"}"#)),
         Err(_) => ByteString::from_static(r#"{"type":"error","code":"internal","message":"encoding"}"#),
     }
 }

@@ -2,17 +2,18 @@
 //! WebSocket session (user, IP, user agent, room, voice state) and the
 //! directory of live room actors. Admin control (kick, move, ban) acts
 //! through it, and the admin monitor hears every change from it. Sessions
-//! are held by their [`SessionLink`]; rooms, which it starts, by address.
+//! are held by the recipient of their [`Control`]; rooms, which it starts,
+//! by address.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient};
 
-use super::messages::{Banned, Kicked, MoveTo, ServerStopping, SessionLink};
-use super::monitor::{AdminMonitor, RegistryEvent};
-use super::protocol::{LiveSession, RoomInfo};
-use super::room::{self, Room, RoomIdle};
+use super::messages::{Control, Deliver};
+use super::monitor::{self, AdminMonitor, RegistryEvent};
+use super::protocol::{LiveSession, RoomInfo, ServerMsg};
+use super::room::{self, Room, RoomIdle, SlowMember};
 use crate::db::writer::Writer;
 use crate::db::Pool;
 use crate::ids::{RoomCode, SessionId, UserId};
@@ -24,7 +25,7 @@ use crate::metrics::Metrics;
 pub struct Connect {
     pub session: LiveSession,
     pub login_session: i64,
-    pub link: SessionLink,
+    pub control: Recipient<Control>,
 }
 
 /// A message from outside the room (an uploaded file) for its room actor,
@@ -67,6 +68,15 @@ pub struct VoiceChanged {
     pub sid: SessionId,
     pub in_voice: bool,
     pub muted: bool,
+}
+
+/// A session with `sessions.view` starts watching: the monitor sends it the
+/// sessions as they are now, then every change.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Watch {
+    pub sid: SessionId,
+    pub deliver: Recipient<Deliver>,
 }
 
 /// Every live session, for the admin API.
@@ -130,7 +140,7 @@ pub struct Shutdown {
 struct Entry {
     live: LiveSession,
     login_session: i64,
-    link: SessionLink,
+    control: Recipient<Control>,
 }
 
 pub struct SessionRegistry {
@@ -170,6 +180,7 @@ impl SessionRegistry {
                     info,
                     room_id,
                     ctx.address().recipient(),
+                    ctx.address().recipient(),
                     writer.clone(),
                     pool.clone(),
                     metrics.clone(),
@@ -205,7 +216,7 @@ impl Handler<Connect> for SessionRegistry {
             Entry {
                 live: msg.session,
                 login_session: msg.login_session,
-                link: msg.link,
+                control: msg.control,
             },
         );
         self.publish(&sid);
@@ -287,6 +298,37 @@ impl Handler<RoomIdle> for SessionRegistry {
     }
 }
 
+impl Handler<SlowMember> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SlowMember, _: &mut Context<Self>) {
+        if let Some(entry) = self.sessions.get(&msg.sid) {
+            entry.control.do_send(Control::Kicked {
+                reason: "your connection could not keep up".into(),
+            });
+        }
+    }
+}
+
+impl Handler<Watch> for SessionRegistry {
+    type Result = ();
+
+    /// The snapshot goes to the monitor in the same stream as the changes.
+    fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
+        let Some(watcher) = self.sessions.get(&msg.sid) else {
+            return;
+        };
+        let mut sessions: Vec<&LiveSession> = self.sessions.values().map(|e| &e.live).collect();
+        sessions.sort_by_key(|s| s.connected_at);
+        self.monitor.do_send(monitor::Watch {
+            snapshot: ServerMsg::Sessions { sessions }.encode(),
+            control: watcher.control.clone(),
+            sid: msg.sid,
+            deliver: msg.deliver,
+        });
+    }
+}
+
 impl Handler<Snapshot> for SessionRegistry {
     type Result = MessageResult<Snapshot>;
 
@@ -326,11 +368,11 @@ impl Handler<Kick> for SessionRegistry {
         let mut hit = Vec::new();
         for entry in self.sessions.values().filter(|e| Self::matches(e, &msg.target)) {
             let reason = msg.reason.clone();
-            if banned {
-                entry.link.banned.do_send(Banned { reason });
+            entry.control.do_send(if banned {
+                Control::Banned { reason }
             } else {
-                entry.link.kicked.do_send(Kicked { reason });
-            }
+                Control::Kicked { reason }
+            });
             hit.push(entry.live.clone());
         }
         MessageResult(hit)
@@ -342,7 +384,7 @@ impl Handler<Move> for SessionRegistry {
 
     fn handle(&mut self, msg: Move, _: &mut Context<Self>) -> Self::Result {
         let entry = self.sessions.get(&msg.sid)?;
-        entry.link.move_to.do_send(MoveTo {
+        entry.control.do_send(Control::MoveTo {
             room: msg.room,
             room_id: msg.room_id,
         });
@@ -355,7 +397,7 @@ impl Handler<Shutdown> for SessionRegistry {
 
     fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) -> usize {
         for entry in self.sessions.values() {
-            entry.link.stopping.do_send(ServerStopping {
+            entry.control.do_send(Control::ServerStopping {
                 reason: msg.reason.clone(),
             });
         }
@@ -367,7 +409,7 @@ impl Handler<Shutdown> for SessionRegistry {
 mod tests {
     use super::*;
     use crate::db::testing::memory_pool;
-    use crate::realtime::testing::{self, live, until, Got, Log, Probe};
+    use crate::realtime::testing::{frames, live, until, Got, Log, Probe};
 
     fn registry() -> Addr<SessionRegistry> {
         let pool = memory_pool();
@@ -382,7 +424,7 @@ mod tests {
         registry.do_send(Connect {
             session: live(sid, user, ip),
             login_session: login,
-            link: testing::link(&probe),
+            control: probe.recipient(),
         });
         log
     }
@@ -519,5 +561,59 @@ mod tests {
         let second = registry.send(enter("s2")).await.unwrap();
         assert_ne!(second, first, "a new actor for the next visitor");
         assert!(second.connected());
+    }
+
+    #[actix::test]
+    async fn a_slow_member_reported_by_its_room_is_kicked() {
+        let registry = registry();
+        let s1 = connect(&registry, "s1", 1, "10.0.0.1", 100);
+        registry.do_send(SlowMember {
+            sid: SessionId("s1".into()),
+        });
+        registry.do_send(SlowMember {
+            sid: SessionId("nobody".into()),
+        });
+        until("s1 is kicked", || !s1.borrow().is_empty()).await;
+        assert_eq!(*s1.borrow(), [Got::Kicked("your connection could not keep up".into())]);
+    }
+
+    #[actix::test]
+    async fn a_watcher_gets_the_sessions_then_every_change_in_order() {
+        let registry = registry();
+        let _s1 = connect(&registry, "s1", 1, "10.0.0.1", 100);
+        let (watcher, log) = Probe::start();
+        registry.do_send(Connect {
+            session: live("admin", 7, "10.0.0.7"),
+            login_session: 107,
+            control: watcher.clone().recipient(),
+        });
+        registry.do_send(Watch {
+            sid: SessionId("admin".into()),
+            deliver: watcher.clone().recipient(),
+        });
+        let _s2 = connect(&registry, "s2", 2, "10.0.0.2", 102);
+        registry.do_send(Disconnect {
+            sid: SessionId("s1".into()),
+        });
+        until("the watcher hears s1 go", || !frames(&log, "session_gone").is_empty()).await;
+        let kinds: Vec<String> = log
+            .borrow()
+            .iter()
+            .map(|got| match got {
+                Got::Frame(frame) => frame["type"].as_str().unwrap().to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["sessions", "session_update", "session_gone"]);
+        let snapshot = &frames(&log, "sessions")[0]["sessions"];
+        let sids: Vec<&str> = snapshot
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["sid"].as_str().unwrap())
+            .collect();
+        assert_eq!(sids, ["s1", "admin"]);
+        assert_eq!(frames(&log, "session_update")[0]["session"]["sid"], "s2");
+        assert_eq!(frames(&log, "session_gone")[0]["sid"], "s1");
     }
 }

@@ -4,9 +4,10 @@
 //! together from encodings kept for each member and for the history, so a
 //! crowd joining at once costs the room little. Chat is stored through the
 //! writer thread and fanned out only after its commit. Started by the
-//! registry on first entry; when empty for a while it tells whoever started
-//! it ([`RoomIdle`]) and stops when told to. It knows members only by the
-//! recipients they joined with.
+//! registry on first entry; it tells whoever started it when it has been
+//! empty for a while ([`RoomIdle`]) and when a member cannot keep up
+//! ([`SlowMember`]), and stops when told to. It knows members only by the
+//! recipient of their frames.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Reci
 use bytestring::ByteString;
 use serde_json::Value;
 
-use super::messages::{Deliver, Kicked};
+use super::messages::Deliver;
 use super::protocol::{encode, error_frame, Member, ProtocolError, RoomInfo, ServerMsg};
 use crate::db::messages::{self, NewMessage};
 use crate::db::writer::Writer;
@@ -35,7 +36,6 @@ const IDLE_GRACE: Duration = Duration::from_secs(30);
 pub struct Join {
     pub member: Member,
     pub deliver: Recipient<Deliver>,
-    pub kicked: Recipient<Kicked>,
 }
 
 /// A session leaves; the others are sent `member_left`.
@@ -96,6 +96,14 @@ pub struct RoomIdle {
     pub code: RoomCode,
 }
 
+/// From the room to whoever started it: this member's mailbox is full; it
+/// has been dropped from the room and should be disconnected.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SlowMember {
+    pub sid: SessionId,
+}
+
 /// The registry agreed the room is idle: stop.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -106,16 +114,14 @@ struct Seat {
     /// The member's JSON, for `joined` frames.
     encoded: ByteString,
     deliver: Recipient<Deliver>,
-    kicked: Recipient<Kicked>,
 }
 
 impl Seat {
-    fn new(member: Member, deliver: Recipient<Deliver>, kicked: Recipient<Kicked>) -> Self {
+    fn new(member: Member, deliver: Recipient<Deliver>) -> Self {
         Self {
             encoded: encode(&member),
             member,
             deliver,
-            kicked,
         }
     }
 }
@@ -131,6 +137,7 @@ pub struct Room {
     /// `history` as one JSON array, built when a joiner first needs it.
     history_json: Option<String>,
     idle: Recipient<RoomIdle>,
+    slow: Recipient<SlowMember>,
     writer: Writer,
     pool: Pool,
     metrics: Arc<Metrics>,
@@ -142,6 +149,7 @@ impl Room {
         info: RoomInfo,
         id: i64,
         idle: Recipient<RoomIdle>,
+        slow: Recipient<SlowMember>,
         writer: Writer,
         pool: Pool,
         metrics: Arc<Metrics>,
@@ -155,6 +163,7 @@ impl Room {
             history: VecDeque::with_capacity(HISTORY_ON_JOIN),
             history_json: None,
             idle,
+            slow,
             writer,
             pool,
             metrics,
@@ -163,8 +172,9 @@ impl Room {
     }
 
     /// Sends `text` to every member but `except`, in join order. A member
-    /// whose mailbox is full is dropped from the room and disconnected; one
-    /// whose mailbox is closed is forgotten.
+    /// whose mailbox is full is dropped from the room and reported to the
+    /// registry, which disconnects it; one whose mailbox is closed is
+    /// forgotten.
     fn broadcast(&mut self, text: &ByteString, except: Option<&SessionId>) {
         let mut gone = Vec::new();
         let mut delivered = 0u64;
@@ -177,9 +187,7 @@ impl Room {
                 Ok(()) => delivered += 1,
                 Err(actix::dev::SendError::Full(_)) => {
                     tracing::warn!(%sid, room = %self.info.code, "session cannot keep up: dropped");
-                    seat.kicked.do_send(Kicked {
-                        reason: "your connection could not keep up".into(),
-                    });
+                    self.slow.do_send(SlowMember { sid: sid.clone() });
                     gone.push(sid.clone());
                 }
                 Err(actix::dev::SendError::Closed(_)) => gone.push(sid.clone()),
@@ -319,8 +327,7 @@ impl Handler<Join> for Room {
         self.broadcast(&announce, Some(&sid));
         self.next_seq += 1;
         self.seat_of.insert(sid.clone(), self.next_seq);
-        self.seats
-            .insert(self.next_seq, Seat::new(msg.member, msg.deliver, msg.kicked));
+        self.seats.insert(self.next_seq, Seat::new(msg.member, msg.deliver));
         let joined = self.joined_frame();
         self.send_to(&sid, joined);
     }
@@ -460,6 +467,7 @@ mod tests {
         let room = Room::new(
             info,
             lobby.id,
+            owner.clone().recipient(),
             owner.recipient(),
             writer,
             pool.clone(),
@@ -473,7 +481,6 @@ mod tests {
         room.do_send(Join {
             member: member(sid, 1),
             deliver: probe.clone().recipient(),
-            kicked: probe.clone().recipient(),
         });
     }
 
@@ -549,24 +556,20 @@ mod tests {
     }
 
     #[actix::test]
-    async fn a_member_whose_mailbox_is_full_is_kicked_and_announced_gone() {
+    async fn a_member_whose_mailbox_is_full_is_reported_and_announced_gone() {
         let lobby = lobby();
         let (a, a_log) = Probe::start();
-        let (kicks, kicks_log) = Probe::start();
         join(&lobby.room, "a", &a);
         let sleeper = Probe::asleep(1);
-        lobby.room.do_send(Join {
-            member: member("sleeper", 2),
-            deliver: sleeper.clone().recipient(),
-            kicked: kicks.recipient(),
-        });
+        join(&lobby.room, "sleeper", &sleeper);
         for text in ["one", "two"] {
             post(&lobby, text);
         }
         until("a hears both", || frames(&a_log, "message").len() == 2).await;
         assert_eq!(
-            *kicks_log.borrow(),
-            [Got::Kicked("your connection could not keep up".into())]
+            *lobby.owner.borrow(),
+            [Got::Slow("sleeper".into())],
+            "the registry is told, and disconnects it"
         );
         let left = frames(&a_log, "member_left");
         assert_eq!(left.len(), 1);
@@ -585,7 +588,7 @@ mod tests {
         join(&lobby.room, "a", &a);
         join(&lobby.room, "gone", &gone);
         until("gone has joined", || !frames(&gone_log, "joined").is_empty()).await;
-        gone.do_send(crate::realtime::messages::ServerStopping { reason: "bye".into() });
+        gone.do_send(crate::realtime::messages::Control::ServerStopping { reason: "bye".into() });
         until("gone has stopped", || !gone.connected()).await;
         post(&lobby, "after");
         until("a hears the message", || !frames(&a_log, "message").is_empty()).await;
@@ -593,6 +596,7 @@ mod tests {
         assert_eq!(left.len(), 1, "{:?}", types(&a_log));
         assert_eq!(left[0]["sid"], "gone");
         assert!(!gone_log.borrow().iter().any(|g| matches!(g, Got::Kicked(_))));
+        assert!(lobby.owner.borrow().is_empty(), "nothing to report");
     }
 
     #[actix::test]

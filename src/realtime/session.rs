@@ -2,8 +2,8 @@
 //! its room, its voice state and its limits. Once the upgrade is answered
 //! the connection is the session's alone: it reads the socket when it is
 //! readable and writes the frames of each turn in one go (see [`Socket`]);
-//! nothing of actix-http stays with it. Peers reach it only through the
-//! recipients of [`SessionLink`].
+//! nothing of actix-http stays with it. Peers reach it only through
+//! recipients of [`Deliver`] and [`Control`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,18 +22,18 @@ use tokio::net::TcpStream;
 use super::frame::{close, OpCode};
 use super::ice::{self, IceConfig};
 use super::limits::{Flood, TokenBucket};
-use super::messages::{Banned, Deliver, Kicked, MoveTo, ServerStopping, SessionLink};
-use super::monitor::{AdminMonitor, Watch};
+use super::messages::{Control, Deliver};
 use super::protocol::{
     error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction,
     MAX_CHAT_CHARS, MAX_NONCE_CHARS,
 };
-use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, SessionRegistry, VoiceChanged};
+use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, SessionRegistry, VoiceChanged, Watch};
 use super::room::{self, Room};
 use super::socket::{Ending, Incoming, Read, Socket};
 use crate::auth::perm;
 use crate::auth::session::Auth;
 use crate::auth::tokens::random_token;
+use crate::db::users::User;
 use crate::db::writer::Writer;
 use crate::db::{self, audit::Event, messages::NewMessage, rooms, sessions, Pool};
 use crate::ids::{RoomCode, SessionId};
@@ -64,7 +64,6 @@ pub struct SessionEnv {
     pub pool: Pool,
     pub writer: Writer,
     pub registry: Addr<SessionRegistry>,
-    pub monitor: Addr<AdminMonitor>,
     pub metrics: Arc<Metrics>,
     pub ice: IceConfig,
     /// CHAT_RATE_PER_SEC and CHAT_BURST.
@@ -84,7 +83,9 @@ struct InRoom {
 
 pub struct WsSession {
     sid: SessionId,
-    auth: Auth,
+    user: User,
+    /// The login session (cookie) this socket was opened with.
+    login_session: i64,
     ip: String,
     user_agent: String,
     env: Arc<SessionEnv>,
@@ -129,7 +130,8 @@ impl WsSession {
         let socket = Socket::new(stream, early, env.outbox_bytes);
         WsSession {
             sid: SessionId(random_token(12)),
-            auth,
+            user: auth.user,
+            login_session: auth.session_id,
             ip,
             user_agent,
             env,
@@ -274,7 +276,7 @@ impl WsSession {
 
     fn audit(&self, action: &'static str, room: Option<&RoomCode>, details: Value) {
         let mut event = Event::new(action)
-            .by(self.auth.user.id, &self.auth.user.username)
+            .by(self.user.id, &self.user.username)
             .ip(&self.ip)
             .details(details);
         if let Some(room) = room {
@@ -286,10 +288,10 @@ impl WsSession {
     fn member(&self) -> Member {
         Member {
             sid: self.sid.clone(),
-            user_id: self.auth.user.id,
-            username: self.auth.user.username.clone(),
-            display_name: self.auth.user.display_name.clone(),
-            guest: self.auth.user.guest,
+            user_id: self.user.id,
+            username: self.user.username.clone(),
+            display_name: self.user.display_name.clone(),
+            guest: self.user.guest,
             in_voice: self.in_voice,
             muted: self.muted,
         }
@@ -299,8 +301,8 @@ impl WsSession {
         LiveSession {
             sid: self.sid.clone(),
             user: UserRef {
-                id: self.auth.user.id,
-                username: self.auth.user.username.clone(),
+                id: self.user.id,
+                username: self.user.username.clone(),
             },
             ip: self.ip.clone(),
             room: self.room.as_ref().map(|r| r.info.code.clone()),
@@ -312,10 +314,10 @@ impl WsSession {
     }
 
     fn hello(&mut self, ctx: &mut Ctx) {
-        let ice_servers = ice::servers(&self.env.ice, self.auth.user.id);
+        let ice_servers = ice::servers(&self.env.ice, self.user.id);
         let hello = ServerMsg::Hello {
             sid: &self.sid,
-            user: &self.auth.user,
+            user: &self.user,
             ice_servers: &ice_servers,
         }
         .encode();
@@ -349,7 +351,7 @@ impl WsSession {
     /// An open socket keeps its login session alive; a login session that
     /// ended (logout, expiry, deletion) closes the socket.
     fn keep_login_alive(&self, ctx: &mut Ctx) {
-        let (pool, id) = (self.env.pool.clone(), self.auth.session_id);
+        let (pool, id) = (self.env.pool.clone(), self.login_session);
         let touch = async move { db::run(&pool, move |conn| sessions::touch(conn, id)).await };
         ctx.spawn(touch.into_actor(self).map(|alive, session, ctx| match alive {
             Ok(true) => {}
@@ -443,7 +445,6 @@ impl WsSession {
                 addr.do_send(room::Join {
                     member: session.member(),
                     deliver: ctx.address().recipient(),
-                    kicked: ctx.address().recipient(),
                 });
                 session.audit("room_join", Some(&info.code), json!({"sid": session.sid}));
                 session.room = Some(InRoom { info, addr });
@@ -500,8 +501,8 @@ impl WsSession {
             message: NewMessage {
                 room_id: 0,
                 room: room.info.code.clone(),
-                user_id: self.auth.user.id,
-                username: self.auth.user.username.clone(),
+                user_id: self.user.id,
+                username: self.user.username.clone(),
                 text,
                 ip: self.ip.clone(),
                 nonce,
@@ -546,27 +547,16 @@ impl WsSession {
     }
 
     fn watch(&mut self, ctx: &mut Ctx) {
-        if self.auth.require(perm::SESSIONS_VIEW).is_err() {
+        if !self.user.can(perm::SESSIONS_VIEW) {
             return self.refuse(
                 ctx,
                 ProtocolError::new("forbidden", "watching sessions needs sessions.view"),
             );
         }
-        self.env.monitor.do_send(Watch {
+        self.env.registry.do_send(Watch {
             sid: self.sid.clone(),
             deliver: ctx.address().recipient(),
-            kicked: ctx.address().recipient(),
         });
-    }
-}
-
-fn link(addr: &Addr<WsSession>) -> SessionLink {
-    SessionLink {
-        deliver: addr.clone().recipient(),
-        kicked: addr.clone().recipient(),
-        banned: addr.clone().recipient(),
-        move_to: addr.clone().recipient(),
-        stopping: addr.clone().recipient(),
     }
 }
 
@@ -579,8 +569,8 @@ impl Actor for WsSession {
         self.heartbeat(ctx);
         self.env.registry.do_send(Connect {
             session: self.live(),
-            login_session: self.auth.session_id,
-            link: link(&ctx.address()),
+            login_session: self.login_session,
+            control: ctx.address().recipient(),
         });
         self.env
             .metrics
@@ -612,39 +602,28 @@ impl Handler<Deliver> for WsSession {
     }
 }
 
-impl Handler<Kicked> for WsSession {
+impl Handler<Control> for WsSession {
     type Result = ();
 
-    fn handle(&mut self, msg: Kicked, ctx: &mut Ctx) {
-        self.send(ctx, ServerMsg::Kicked { reason: &msg.reason });
-        self.close(ctx, close::KICKED, "kicked");
-    }
-}
-
-impl Handler<Banned> for WsSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: Banned, ctx: &mut Ctx) {
-        self.send(ctx, ServerMsg::Banned { reason: &msg.reason });
-        self.close(ctx, close::BANNED, "banned");
-    }
-}
-
-impl Handler<MoveTo> for WsSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: MoveTo, ctx: &mut Ctx) {
-        self.send(ctx, ServerMsg::Moved { room: &msg.room });
-        self.enter(msg.room, msg.room_id, ctx);
-    }
-}
-
-impl Handler<ServerStopping> for WsSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: ServerStopping, ctx: &mut Ctx) {
-        self.refuse(ctx, ProtocolError::new("server_restarting", msg.reason));
-        self.close(ctx, close::RESTARTING, "server restarting");
+    fn handle(&mut self, msg: Control, ctx: &mut Ctx) {
+        match msg {
+            Control::Kicked { reason } => {
+                self.send(ctx, ServerMsg::Kicked { reason: &reason });
+                self.close(ctx, close::KICKED, "kicked");
+            }
+            Control::Banned { reason } => {
+                self.send(ctx, ServerMsg::Banned { reason: &reason });
+                self.close(ctx, close::BANNED, "banned");
+            }
+            Control::MoveTo { room, room_id } => {
+                self.send(ctx, ServerMsg::Moved { room: &room });
+                self.enter(room, room_id, ctx);
+            }
+            Control::ServerStopping { reason } => {
+                self.refuse(ctx, ProtocolError::new("server_restarting", reason));
+                self.close(ctx, close::RESTARTING, "server restarting");
+            }
+        }
     }
 }
 
@@ -655,7 +634,7 @@ mod tests {
     use crate::db::users::{self, User};
     use crate::ids::UserId;
     use crate::realtime::registry::{Post, Snapshot};
-    use crate::realtime::testing::{self, client_text, frames, live, member, until, Probe};
+    use crate::realtime::testing::{client_text, frames, live, member, until, Probe};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn auth(id: UserId) -> Auth {
@@ -687,13 +666,12 @@ mod tests {
         let pool = memory_pool();
         let user = users::create_guest(&pool.get().unwrap(), "guest-reader", "Reader").unwrap();
         let writer = Writer::start(pool.clone()).unwrap();
-        let monitor = AdminMonitor::default().start();
-        let registry = SessionRegistry::new(monitor.clone(), writer.clone(), pool.clone(), Default::default()).start();
+        let monitor = crate::realtime::monitor::AdminMonitor::default().start();
+        let registry = SessionRegistry::new(monitor, writer.clone(), pool.clone(), Default::default()).start();
         let env = Arc::new(SessionEnv {
             pool,
             writer,
             registry: registry.clone(),
-            monitor,
             metrics: Default::default(),
             ice: IceConfig {
                 stun_urls: Vec::new(),
@@ -719,7 +697,7 @@ mod tests {
         registry.do_send(Connect {
             session: live("probe", 9, "127.0.0.2"),
             login_session: 9,
-            link: testing::link(&probe),
+            control: probe.clone().recipient(),
         });
         let lobby = RoomInfo {
             code: RoomCode::lobby(),
@@ -734,7 +712,6 @@ mod tests {
         room.do_send(room::Join {
             member: member("probe", 9),
             deliver: probe.clone().recipient(),
-            kicked: probe.clone().recipient(),
         });
         let reader_sid = loop {
             let sessions = live_sessions(&registry).await;

@@ -10,9 +10,9 @@ use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, WrapFutur
 use chrono::Utc;
 use serde_json::Value;
 
-use super::messages::{Banned, Deliver, Kicked, MoveTo, ServerStopping, SessionLink};
+use super::messages::{Control, Deliver};
 use super::protocol::{LiveSession, Member, UserRef};
-use super::room::RoomIdle;
+use super::room::{RoomIdle, SlowMember};
 use crate::ids::{SessionId, UserId};
 
 /// What a probe was sent, in order.
@@ -24,6 +24,7 @@ pub enum Got {
     Moved(String),
     Stopping(String),
     Idle(String),
+    Slow(String),
 }
 
 pub type Log = Rc<RefCell<Vec<Got>>>;
@@ -80,36 +81,19 @@ impl Handler<Deliver> for Probe {
     }
 }
 
-impl Handler<Kicked> for Probe {
+impl Handler<Control> for Probe {
     type Result = ();
 
-    fn handle(&mut self, msg: Kicked, _: &mut Context<Self>) {
-        self.record(Got::Kicked(msg.reason));
-    }
-}
-
-impl Handler<Banned> for Probe {
-    type Result = ();
-
-    fn handle(&mut self, msg: Banned, _: &mut Context<Self>) {
-        self.record(Got::Banned(msg.reason));
-    }
-}
-
-impl Handler<MoveTo> for Probe {
-    type Result = ();
-
-    fn handle(&mut self, msg: MoveTo, _: &mut Context<Self>) {
-        self.record(Got::Moved(msg.room.code.0));
-    }
-}
-
-impl Handler<ServerStopping> for Probe {
-    type Result = ();
-
-    fn handle(&mut self, msg: ServerStopping, ctx: &mut Context<Self>) {
-        self.record(Got::Stopping(msg.reason));
-        ctx.stop();
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
+        match msg {
+            Control::Kicked { reason } => self.record(Got::Kicked(reason)),
+            Control::Banned { reason } => self.record(Got::Banned(reason)),
+            Control::MoveTo { room, .. } => self.record(Got::Moved(room.code.0)),
+            Control::ServerStopping { reason } => {
+                self.record(Got::Stopping(reason));
+                ctx.stop();
+            }
+        }
     }
 }
 
@@ -121,13 +105,11 @@ impl Handler<RoomIdle> for Probe {
     }
 }
 
-pub fn link(probe: &Addr<Probe>) -> SessionLink {
-    SessionLink {
-        deliver: probe.clone().recipient(),
-        kicked: probe.clone().recipient(),
-        banned: probe.clone().recipient(),
-        move_to: probe.clone().recipient(),
-        stopping: probe.clone().recipient(),
+impl Handler<SlowMember> for Probe {
+    type Result = ();
+
+    fn handle(&mut self, msg: SlowMember, _: &mut Context<Self>) {
+        self.record(Got::Slow(msg.sid.0));
     }
 }
 
