@@ -114,6 +114,16 @@ pub fn start(stream: TcpStream, early: &[u8], env: Arc<SessionEnv>, auth: Auth, 
     let live = env.live.clone();
     let adopt = move || match TcpStream::from_std(stream) {
         Ok(stream) => {
+            // What the session keeps is copied here, on the live thread: left
+            // where the request was served, a few long-lived bytes per socket
+            // would pin the HTTP threads' allocator pages, which otherwise
+            // only ever hold short-lived request data.
+            let auth = Auth {
+                session_id: auth.session_id,
+                user: auth.user.clone(),
+                csrf_token: String::new(),
+            };
+            let (ip, user_agent) = (ip.as_str().to_owned(), user_agent.as_str().to_owned());
             WsSession::new(stream, &early, env, auth, ip, user_agent).start();
         }
         Err(error) => tracing::warn!(%error, "cannot adopt an upgraded socket"),
