@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The transport measurements of docs/benchmarks.md, one command each:
 #
-#   bench/transport.sh setup      copy ../shared/bench (read-only) to target/peer-bench and set it up
+#   bench/transport.sh setup      copy ../shared/bench (read-only) to PEER_BENCH and set it up
 #   bench/transport.sh fanout     1 room x 100 at 500, 1,000, 2,000 msg/s: floor, switchboard, node (, before)
 #   bench/transport.sh idle       5,000 idle connections: switchboard, node (, before)
 #   bench/transport.sh idle-max   as many idle connections as the descriptor limit allows, held 60 s
@@ -12,7 +12,9 @@
 #
 # SB_BIN (default target/release/switchboard) is the build measured; set SB_BEFORE to a build of
 # an earlier commit to measure it beside, in the same run. REPS (default 1) repeats the fan-out.
-# Results go to OUT (default bench/results/transport). Every run holds LOCK (default
+# The peer harness is copied to PEER_BENCH (default ~/.cache/switchboard-peer-bench: outside the
+# workspace, which would claim its load generator). Results go to OUT (default
+# bench/results/transport). Every run holds LOCK (default
 # /work/wt/.bench.lock) so that benchmark runs on a shared machine never overlap, and records the
 # load average before it starts. Build first: cargo build --release --workspace
 set -euo pipefail
@@ -23,7 +25,7 @@ LOADGEN="$root/target/release/sb-loadgen"
 OUT="${OUT:-$root/bench/results/transport}"
 LOCK="${LOCK:-/work/wt/.bench.lock}"
 REPS="${REPS:-1}"
-peer_bench="$root/target/peer-bench"
+peer_bench="${PEER_BENCH:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard-peer-bench}"
 mkdir -p "$OUT"
 
 need() { [[ -x "$1" ]] || { echo "bench/transport.sh: $1 is missing: $2" >&2; exit 2; }; }
@@ -36,6 +38,7 @@ locked() {
 setup() {
   if [[ ! -x "$peer_bench/run_peer.sh" ]]; then
     rm -rf "$peer_bench"
+    mkdir -p "$(dirname "$peer_bench")"
     cp -r /work/shared/bench "$peer_bench"
     chmod -R u+w "$peer_bench"
   fi
