@@ -6,7 +6,7 @@
 #   bench/transport.sh idle       5,000 idle connections: switchboard, node (, before)
 #   bench/transport.sh idle-max   as many idle connections as the descriptor limit allows, held 60 s
 #   bench/transport.sh close      200 connections closed one after another (, before)
-#   bench/transport.sh threads    each server thread's CPU at 2,000 msg/s into a room of 100
+#   bench/transport.sh threads    each server thread's CPU at 500, 1,000 and 2,000 msg/s into a room of 100
 #   bench/transport.sh all        all of the above, then the tables
 #   bench/transport.sh summary    the tables again (python3 bench/transport_summary.py)
 #
@@ -53,7 +53,9 @@ peer_run() {
   local bin="$SB_BIN"
   [[ "$name" == before ]] && bin="$SB_BEFORE"
   local proto=()
-  [[ "$peer" == switchboard ]] && proto=(--proto switchboard --sb-lobby)
+  [[ "$peer" == switchboard ]] && proto=(--proto switchboard)
+  # One room is Switchboard's lobby (the shared harness's --sb-lobby).
+  [[ "$peer" == switchboard && " $* " == *" --rooms 1 "* ]] && proto+=(--sb-lobby)
   locked env SB_BIN="$bin" RUN_TIMEOUT=60 "$peer_bench/run_peer.sh" "$peer" "$outfile" \
     --max-runtime 58 --connect-phase-timeout 25 "${proto[@]}" "$@"
   sleep 2
@@ -127,7 +129,9 @@ close() {
 }
 
 threads() {
-  sb_run after "$OUT/after-threads-2000.json" --conns 100 --rooms 1 --senders 1 --rate 2000 --duration 20
+  for rate in 500 1000 2000; do
+    sb_run after "$OUT/after-threads-$rate.json" --conns 100 --rooms 1 --senders 1 --rate "$rate" --duration 20
+  done
 }
 
 summary() {

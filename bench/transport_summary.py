@@ -129,16 +129,23 @@ def close():
 
 
 def threads():
-    r = load("after-threads-2000.json")
-    if not r:
-        return ""
-    seconds = (r.get("duration_s") or 20) + (r.get("drain_ms") or 0) / 1000
-    out = [f"2,000 msg/s into a room of 100 for {r.get('duration_s')} s, {f(r.get('deliveries_received'))} deliveries, "
-           f"p99 {f(g(r, 'latency_ms', 'p99'), 2)} ms:", "",
-           "| thread | CPU s | share of one core |", "|---|---:|---:|"]
-    for t in g(r, "server", "threads") or []:
-        out.append(f"| {t['thread']} | {f(t['cpu_s'], 2)} | {f(100 * t['cpu_s'] / seconds, 0)}% |")
-    return "\n".join(out)
+    out = ["sb-loadgen (`bench/run.sh`), 1 room x 100, 20 s: each server thread's CPU per delivery and share of one core.", "",
+           "| rate (msg/s) | deliveries | p99 ms | thread | CPU s | us / delivery | share of one core |",
+           "|---:|---:|---:|---|---:|---:|---:|"]
+    found = False
+    for rate in (500, 1000, 2000):
+        r = load(f"after-threads-{rate}.json")
+        if not r:
+            continue
+        found = True
+        seconds = (r.get("duration_s") or 20) + (r.get("drain_ms") or 0) / 1000
+        received = r.get("deliveries_received") or 0
+        for t in g(r, "server", "threads") or []:
+            name = re.sub(r" \(\d+\)$", "", t["thread"])
+            per = t["cpu_s"] * 1e6 / received if received else None
+            out.append(f"| {f(rate)} | {f(received)} | {f(g(r, 'latency_ms', 'p99'), 2)} | {name} | {f(t['cpu_s'], 2)} | "
+                       f"{f(per, 2)} | {f(100 * t['cpu_s'] / seconds, 0)}% |")
+    return "\n".join(out) if found else ""
 
 
 def loads():

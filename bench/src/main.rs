@@ -139,9 +139,8 @@ async fn run(args: &Args) -> Result<Value, String> {
     let epoch = Instant::now();
     let before = args.server_pid.and_then(stats::sample);
     let rooms = prepare_rooms(&server, args).await?;
-    let (sockets, connect_errors, connect_time) = open_all(&server, args, &rooms).await;
-    let established = sockets.len();
     if args.mode == Mode::Close {
+        let (sockets, connect_errors, _) = open_all(&server, args, &rooms, |ws, room| (ws, room)).await;
         let mut report = close_all(sockets).await;
         merge(
             &mut report,
@@ -149,17 +148,30 @@ async fn run(args: &Args) -> Result<Value, String> {
         );
         return Ok(report);
     }
-    let threads_before = args.server_pid.map(stats::threads);
     let (stop_tx, stop_rx) = watch::channel(false);
     let counters = Arc::new(Counters::default());
+    // Each socket is read from the moment it has joined, as a real client's
+    // is: one left unread while the others connect would miss the server's
+    // pings and be dropped as silent.
+    let (reading, shared) = (stop_rx, counters.clone());
+    let start_reading = move |ws: Ws, room: usize| {
+        let (sink, stream) = ws.split();
+        (
+            sink,
+            tokio::spawn(read(stream, reading.clone(), epoch, shared.clone())),
+            room,
+        )
+    };
+    let (sockets, connect_errors, connect_time) = open_all(&server, args, &rooms, start_reading).await;
+    let established = sockets.len();
+    let threads_before = args.server_pid.map(stats::threads);
     let mut sinks = Vec::with_capacity(established);
     let mut readers = Vec::with_capacity(established);
     let mut room_of = Vec::with_capacity(established);
-    for (ws, room) in sockets {
-        let (sink, stream) = ws.split();
+    for (sink, reader, room) in sockets {
         sinks.push(Some(sink));
         room_of.push(room);
-        readers.push(tokio::spawn(read(stream, stop_rx.clone(), epoch, counters.clone())));
+        readers.push(reader);
     }
     let mut report = json!({
         "mode": format!("{:?}", args.mode).to_lowercase(),
@@ -373,14 +385,20 @@ async fn prepare_rooms(server: &Server, args: &Args) -> Result<Vec<String>, Stri
     Ok(codes)
 }
 
-/// Opens every connection (bounded concurrency, each setup bounded in time):
-/// the sockets with their room index, the failures, and the time it took.
-async fn open_all(server: &Server, args: &Args, rooms: &[String]) -> (Vec<(Ws, usize)>, u64, Duration) {
+/// Opens every connection (bounded concurrency, each setup bounded in time)
+/// and hands each joined socket with its room index to `opened`: what it
+/// made of each, the failures, and the time it took.
+async fn open_all<T: Send + 'static>(
+    server: &Server,
+    args: &Args,
+    rooms: &[String],
+    opened: impl Fn(Ws, usize) -> T + Clone + Send + Sync + 'static,
+) -> (Vec<T>, u64, Duration) {
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let mut tasks = Vec::with_capacity(args.conns);
     for i in 0..args.conns {
-        let (server, gate, rooms) = (server.clone(), gate.clone(), rooms.to_vec());
+        let (server, gate, rooms, opened) = (server.clone(), gate.clone(), rooms.to_vec(), opened.clone());
         let source = args.sources[i % args.sources.len()];
         let source = (args.sources.len() > 1 || source != Ipv4Addr::LOCALHOST).then_some(source);
         tasks.push(tokio::spawn(async move {
@@ -390,7 +408,7 @@ async fn open_all(server: &Server, args: &Args, rooms: &[String]) -> (Vec<(Ws, u
                 let session = server.guest(&format!("load {i}")).await?;
                 let (mut ws, _hello) = server.connect(&session, source).await?;
                 client::join(&mut ws, &rooms[room]).await?;
-                Ok::<_, String>((ws, room))
+                Ok::<_, String>(opened(ws, room))
             };
             tokio::time::timeout(Duration::from_secs(30), setup)
                 .await
