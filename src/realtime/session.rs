@@ -161,11 +161,12 @@ impl WsSession {
 
 type Ctx = Context<WsSession>;
 
-/// Reads the socket for the session's whole life: polled on every turn of
-/// the actor, after its mailbox.
-struct ReadLoop;
+/// The socket's side of the actor, for its whole life: polled on every turn,
+/// after the mailbox, it writes what the turn's messages queued (in one
+/// write), reads what the client sent, and writes the answers.
+struct Pump;
 
-impl ActorFuture<WsSession> for ReadLoop {
+impl ActorFuture<WsSession> for Pump {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, session: &mut WsSession, ctx: &mut Ctx, task: &mut TaskContext<'_>) -> Poll<()> {
@@ -174,7 +175,8 @@ impl ActorFuture<WsSession> for ReadLoop {
     }
 }
 
-/// Writes what this turn queued, once the turn's messages are handled.
+/// Writes frames queued after the pump has run in this turn (the heartbeat's
+/// ping).
 struct FlushTurn;
 
 impl ActorFuture<WsSession> for FlushTurn {
@@ -197,8 +199,8 @@ impl WsSession {
         self.queue(ctx, error_frame(&error));
     }
 
-    /// Queues a frame for the end of this turn; a socket over its budget is
-    /// closed as too slow.
+    /// Queues a frame; the pump writes the turn's frames together. A socket
+    /// over its budget is closed as too slow.
     fn queue(&mut self, ctx: &mut Ctx, text: ByteString) {
         let queued = self.socket.send_text(text);
         self.after_queue(ctx, queued);
@@ -209,13 +211,9 @@ impl WsSession {
         self.after_queue(ctx, queued);
     }
 
-    fn after_queue(&mut self, ctx: &mut Ctx, queued: Result<bool, super::socket::OverBudget>) {
-        match queued {
-            Ok(true) => {
-                ctx.spawn(FlushTurn);
-            }
-            Ok(false) => {}
-            Err(_) => self.too_slow(ctx),
+    fn after_queue(&mut self, ctx: &mut Ctx, queued: Result<(), super::socket::OverBudget>) {
+        if queued.is_err() {
+            self.too_slow(ctx);
         }
     }
 
@@ -240,8 +238,9 @@ impl WsSession {
         ctx.stop();
     }
 
-    /// Handles what the client sent, as far as the socket has it and the
-    /// session is not waiting on something (a join holds later frames back).
+    /// Writes what is queued, then handles what the client sent, as far as
+    /// the socket has it and the session is not waiting on something (a join
+    /// holds later frames back), then writes the answers.
     fn pump(&mut self, ctx: &mut Ctx, task: &mut TaskContext<'_>) {
         if self.socket.flush(task).is_err() {
             return self.end(ctx, Ending::Drop);
@@ -263,6 +262,9 @@ impl WsSession {
         }
         if read > 0 {
             self.last_heard = Instant::now();
+            if ctx.state() == ActorState::Running && self.socket.flush(task).is_err() {
+                self.end(ctx, Ending::Drop);
+            }
         }
     }
 
@@ -351,6 +353,7 @@ impl WsSession {
                 return session.too_slow(ctx);
             }
             session.control(ctx, OpCode::Ping, Vec::new());
+            ctx.spawn(FlushTurn);
             session.heartbeats += 1;
             if session.heartbeats % TOUCH_EVERY == 0 {
                 session.keep_login_alive(ctx);
@@ -575,7 +578,7 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Ctx) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.spawn(ReadLoop);
+        ctx.spawn(Pump);
         self.heartbeat(ctx);
         self.env.registry.do_send(Connect {
             session: self.live(),

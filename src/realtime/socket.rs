@@ -230,13 +230,12 @@ impl Socket {
         }
     }
 
-    /// Queues a text frame (shared, not copied until it is written). `true`
-    /// when it starts a turn's batch and a flush must be scheduled.
-    pub fn send_text(&mut self, text: ByteString) -> Result<bool, OverBudget> {
+    /// Queues a text frame (shared, not copied until it is written).
+    pub fn send_text(&mut self, text: ByteString) -> Result<(), OverBudget> {
         self.outbox.push(Out::Text(text))
     }
 
-    pub fn send_control(&mut self, opcode: OpCode, payload: Vec<u8>) -> Result<bool, OverBudget> {
+    pub fn send_control(&mut self, opcode: OpCode, payload: Vec<u8>) -> Result<(), OverBudget> {
         self.outbox.push(Out::Control(opcode, payload))
     }
 
@@ -377,8 +376,10 @@ impl Out {
 
 /// Frames on their way to one socket, bounded in bytes.
 struct Outbox {
-    /// Frames queued in this turn; they go out together at its end.
-    queued: Vec<Out>,
+    /// The frames queued in this turn, which go out together at its end: the
+    /// first inline (a turn usually has one), the others in `more`.
+    first: Option<Out>,
+    more: Vec<Out>,
     queued_bytes: usize,
     /// Bytes the socket would not take yet: `pending[sent..]`. Allocated
     /// only while the socket would block.
@@ -395,7 +396,8 @@ struct Outbox {
 impl Outbox {
     fn new(budget: usize) -> Self {
         Self {
-            queued: Vec::new(),
+            first: None,
+            more: Vec::new(),
             queued_bytes: 0,
             pending: Vec::new(),
             sent: 0,
@@ -414,7 +416,7 @@ impl Outbox {
     }
 
     /// Queues a frame; an empty outbox takes any one frame whatever its size.
-    fn push(&mut self, out: Out) -> Result<bool, OverBudget> {
+    fn push(&mut self, out: Out) -> Result<(), OverBudget> {
         let len = out.wire_len();
         let outstanding = self.outstanding();
         if outstanding > 0 && outstanding + len > self.budget {
@@ -422,34 +424,42 @@ impl Outbox {
         }
         if self.is_blocked() {
             out.encode(&mut self.pending);
-            return Ok(false);
+            return Ok(());
         }
-        let starts_turn = self.queued.is_empty();
-        self.queued.push(out);
+        if self.first.is_none() {
+            self.first = Some(out);
+        } else {
+            self.more.push(out);
+        }
         self.queued_bytes += len;
-        Ok(starts_turn)
+        Ok(())
+    }
+
+    /// This turn's frames, in order, leaving none queued.
+    fn take_queued(&mut self) -> impl Iterator<Item = Out> {
+        self.queued_bytes = 0;
+        self.first.take().into_iter().chain(std::mem::take(&mut self.more))
     }
 
     /// Writes through `write` (a non-blocking write) until everything is
     /// out or the socket would block.
     fn write_to(&mut self, mut write: impl FnMut(&[u8]) -> io::Result<usize>) -> io::Result<()> {
         if self.is_blocked() {
-            for out in std::mem::take(&mut self.queued) {
-                out.encode(&mut self.pending);
+            let mut pending = std::mem::take(&mut self.pending);
+            for out in self.take_queued() {
+                out.encode(&mut pending);
             }
-            self.queued_bytes = 0;
+            self.pending = pending;
             let written = write_some(&self.pending[self.sent..], &mut write)?;
             self.advance(written);
             return Ok(());
         }
-        if self.queued.is_empty() {
+        if self.first.is_none() {
             return Ok(());
         }
-        let queued = std::mem::take(&mut self.queued);
-        self.queued_bytes = 0;
         with_scratch(&WRITE_SCRATCH, |scratch| {
             scratch.clear();
-            for out in &queued {
+            for out in self.take_queued() {
                 out.encode(scratch);
             }
             let outcome = write_some(scratch, &mut write);
@@ -501,15 +511,14 @@ impl Outbox {
     /// Drops every frame not yet started, keeping the end of the one
     /// being written so the stream stays well formed.
     fn discard_unstarted(&mut self) {
-        self.queued.clear();
-        self.queued_bytes = 0;
+        self.take_queued().for_each(drop);
         self.pending.truncate(self.frame_end.max(self.sent));
     }
 
     /// Everything still to send, as bytes.
     fn take_all(&mut self) -> Vec<u8> {
         let mut bytes = self.pending.split_off(self.sent);
-        for out in std::mem::take(&mut self.queued) {
+        for out in self.take_queued() {
             out.encode(&mut bytes);
         }
         *self = Self::new(self.budget);
@@ -555,8 +564,8 @@ mod tests {
     #[test]
     fn a_turn_goes_out_in_one_write() {
         let mut outbox = Outbox::new(1024);
-        assert_eq!(outbox.push(text("a")), Ok(true), "the first frame starts a turn");
-        assert_eq!(outbox.push(text("bb")), Ok(false));
+        assert_eq!(outbox.push(text("a")), Ok(()));
+        assert_eq!(outbox.push(text("bb")), Ok(()));
         let mut writes = Vec::new();
         outbox
             .write_to(|bytes| {
@@ -577,7 +586,7 @@ mod tests {
         outbox.write_to(taking(&mut room)).unwrap();
         assert!(outbox.is_blocked());
         assert_eq!(outbox.outstanding(), 4);
-        assert_eq!(outbox.push(text("x")), Ok(false), "appended to what waits");
+        assert_eq!(outbox.push(text("x")), Ok(()), "appended to what waits");
         assert_eq!(outbox.pending, vec![b'e', b'l', b'l', b'o', 0x81, 1, b'x']);
         let mut writes = 0;
         outbox
@@ -595,7 +604,7 @@ mod tests {
     fn the_budget_bounds_what_waits_but_one_frame_always_fits() {
         let mut outbox = Outbox::new(10);
         let big = "x".repeat(100);
-        assert_eq!(outbox.push(text(&big)), Ok(true), "an empty outbox takes any frame");
+        assert_eq!(outbox.push(text(&big)), Ok(()), "an empty outbox takes any frame");
         assert_eq!(outbox.push(text("y")), Err(OverBudget));
         let mut room = 0;
         outbox.write_to(taking(&mut room)).unwrap();
