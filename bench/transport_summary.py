@@ -142,6 +142,7 @@ def threads():
         received = r.get("deliveries_received") or 0
         for t in g(r, "server", "threads") or []:
             name = re.sub(r" \(\d+\)$", "", t["thread"])
+            name = {"switchboard": "main: the live thread", "actix-rt|system": "an HTTP worker"}.get(name, name)
             per = t["cpu_s"] * 1e6 / received if received else None
             out.append(f"| {f(rate)} | {f(received)} | {f(g(r, 'latency_ms', 'p99'), 2)} | {name} | {f(t['cpu_s'], 2)} | "
                        f"{f(per, 2)} | {f(100 * t['cpu_s'] / seconds, 0)}% |")
