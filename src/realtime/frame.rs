@@ -4,7 +4,7 @@
 //! function of the bytes received so far, so it can be fuzzed on its own.
 
 /// Client frames carry at most this much payload (the contract's 64 KiB).
-pub const MAX_PAYLOAD: usize = 64 * 1024;
+pub const MAX_PAYLOAD: usize = super::protocol::MAX_FRAME_BYTES;
 /// The longest header: 2 bytes, 8 of extended length, 4 of mask.
 pub const MAX_HEADER: usize = 14;
 /// Control frames (close, ping, pong) carry at most this much (RFC 6455 §5.5).
