@@ -18,9 +18,11 @@ use crate::db::writer::Writer;
 use crate::db::{self, DbError};
 use crate::http::{self, guard};
 use crate::janitor::Janitor;
+use crate::media::MediaConfig;
 use crate::metrics::Metrics;
 use crate::realtime::monitor::AdminMonitor;
 use crate::realtime::registry::{SessionRegistry, Shutdown};
+use crate::realtime::sfu::Sfu;
 use crate::state::AppState;
 
 /// Seconds that in-flight requests get to finish after SIGTERM; with the
@@ -37,6 +39,8 @@ pub enum StartError {
     Database { path: String, source: DbError },
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot open the SFU's UDP port {port} (SFU_UDP_PORT): {source}")]
+    Sfu { port: u16, source: std::io::Error },
     #[error("OIDC: {0}")]
     Oidc(#[from] OidcError),
     #[error("server: {0}")]
@@ -67,6 +71,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::default());
     let monitor = AdminMonitor::default().start();
     let registry = SessionRegistry::new(monitor.clone(), writer.clone(), pool.clone(), metrics.clone()).start();
+    let sfu = start_sfu(&config, metrics.clone())?;
 
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),
@@ -80,6 +85,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         writer: writer.clone(),
         registry: registry.clone(),
         monitor,
+        sfu,
         config,
     });
     Janitor::new(pool, state.lifetimes()).start();
@@ -108,6 +114,26 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     writer.flush().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The SFU, unless voice is peer-to-peer only.
+fn start_sfu(config: &Config, metrics: Arc<Metrics>) -> Result<Option<actix::Addr<Sfu>>, StartError> {
+    if !config.voice_mode.has_sfu() {
+        return Ok(None);
+    }
+    let media = MediaConfig {
+        port: config.sfu_udp_port,
+        public_ip: config.sfu_public_ip,
+    };
+    let (sfu, handle) = Sfu::start(media, metrics).map_err(|source| StartError::Sfu {
+        port: config.sfu_udp_port,
+        source,
+    })?;
+    if config.sfu_public_ip.is_none() {
+        tracing::warn!(announced = %handle.announced, "SFU_PUBLIC_IP is not set: announcing a guessed address");
+    }
+    tracing::info!(addr = %handle.local_addr, announced = %handle.announced, mode = config.voice_mode.as_str(), "SFU listening");
+    Ok(Some(sfu))
 }
 
 /// On SIGTERM or Ctrl-C: tell every session the server is restarting, then

@@ -15,6 +15,7 @@ use crate::db::Pool;
 use crate::metrics::Metrics;
 use crate::realtime::monitor::AdminMonitor;
 use crate::realtime::registry::SessionRegistry;
+use crate::realtime::sfu::Sfu;
 
 pub struct AppState {
     pub config: Config,
@@ -33,6 +34,8 @@ pub struct AppState {
     pub writer: Writer,
     pub registry: Addr<SessionRegistry>,
     pub monitor: Addr<AdminMonitor>,
+    /// The SFU's control plane; none with VOICE_MODE=p2p.
+    pub sfu: Option<Addr<Sfu>>,
 }
 
 impl AppState {

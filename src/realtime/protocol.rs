@@ -114,6 +114,15 @@ pub struct LiveSession {
     pub user_agent: String,
 }
 
+/// How this server carries voice, as `hello` tells the client.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct VoiceInfo {
+    /// `auto`, `p2p` or `sfu` (VOICE_MODE).
+    pub mode: &'static str,
+    /// Members in voice above which a room uses the SFU (MESH_LIMIT).
+    pub mesh_limit: u32,
+}
+
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg<'a> {
@@ -121,6 +130,7 @@ pub enum ServerMsg<'a> {
         sid: &'a SessionId,
         user: &'a User,
         ice_servers: &'a [Value],
+        voice: VoiceInfo,
     },
     Joined {
         room: &'a RoomInfo,

@@ -16,11 +16,12 @@ use super::ice;
 use super::limits::{Flood, TokenBucket};
 use super::monitor::Watch;
 use super::protocol::{
-    error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction,
+    error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction, VoiceInfo,
     MAX_CHAT_CHARS, MAX_FRAME_BYTES, MAX_NONCE_CHARS,
 };
 use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, VoiceChanged};
 use super::room::{self, Room};
+use super::sfu;
 use crate::auth::perm;
 use crate::auth::session::Auth;
 use crate::auth::tokens::random_token;
@@ -202,6 +203,10 @@ impl WsSession {
                 sid: &self.sid,
                 user: &self.auth.user,
                 ice_servers: &ice_servers,
+                voice: VoiceInfo {
+                    mode: self.state.config.voice_mode.as_str(),
+                    mesh_limit: self.state.config.mesh_limit,
+                },
             },
         );
     }
@@ -267,10 +272,7 @@ impl WsSession {
             ClientMsg::Voice { action } => self.set_voice(action == VoiceAction::Join, self.muted, ctx),
             ClientMsg::Mute { muted } => self.set_voice(self.in_voice, muted, ctx),
             ClientMsg::Signal { to, data } => self.relay(to, data, ctx),
-            ClientMsg::Sfu { .. } => self.refuse(
-                ctx,
-                ProtocolError::new("sfu_unavailable", "this server has no SFU: use peer-to-peer voice"),
-            ),
+            ClientMsg::Sfu { data } => self.pass_to_sfu(data, ctx),
             ClientMsg::AdminWatch => self.watch(ctx),
             ClientMsg::Ping => self.send(ctx, ServerMsg::Pong),
         }
@@ -337,6 +339,7 @@ impl WsSession {
         }
         self.in_voice = false;
         self.muted = false;
+        self.leave_sfu();
         room.addr.do_send(room::Leave { sid: self.sid.clone() });
         self.audit("room_leave", Some(&room.info.code), json!({"sid": self.sid}));
     }
@@ -394,6 +397,9 @@ impl WsSession {
         }
         self.in_voice = in_voice;
         self.muted = muted;
+        if !in_voice {
+            self.leave_sfu();
+        }
         room.addr.do_send(room::Voice {
             sid: self.sid.clone(),
             in_voice,
@@ -414,6 +420,33 @@ impl WsSession {
                 data,
             }),
             None => self.refuse(ctx, ProtocolError::new("not_in_room", "join a room first")),
+        }
+    }
+
+    /// Passes an `sfu` frame to the SFU, with the room and voice state it needs.
+    fn pass_to_sfu(&mut self, data: Value, ctx: &mut Ctx) {
+        let Some(sfu) = &self.state.sfu else {
+            return self.refuse(
+                ctx,
+                ProtocolError::new("sfu_unavailable", "this server has no SFU: use peer-to-peer voice"),
+            );
+        };
+        let Some(room) = &self.room else {
+            return self.refuse(ctx, ProtocolError::new("not_in_room", "join a room first"));
+        };
+        sfu.do_send(sfu::Signal {
+            sid: self.sid.clone(),
+            room: room.info.code.clone(),
+            in_voice: self.in_voice,
+            data,
+            reply: ctx.address().recipient(),
+        });
+    }
+
+    /// Ends this session's media on the SFU, if it has any there.
+    fn leave_sfu(&self) {
+        if let Some(sfu) = &self.state.sfu {
+            sfu.do_send(sfu::Leave { sid: self.sid.clone() });
         }
     }
 
