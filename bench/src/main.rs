@@ -8,11 +8,14 @@
 //! - `idle`: N connections held for a duration, spread over loopback source
 //!   addresses; memory per connection from the server's RSS, and a final
 //!   ping to every connection to count the live ones.
+//! - `sfu`, `sfu-churn`: voice through the SFU with headless WebRTC peers
+//!   (see `sfu.rs`).
 //!
 //! Every loop is bounded in count and time, and a watchdog ends the process
 //! after `--max-runtime` seconds whatever happens.
 
 mod client;
+mod sfu;
 mod stats;
 
 use std::net::Ipv4Addr;
@@ -33,6 +36,8 @@ use tokio_tungstenite::tungstenite::Message;
 enum Mode {
     Fanout,
     Idle,
+    Sfu,
+    SfuChurn,
 }
 
 #[derive(Debug, Parser)]
@@ -78,6 +83,18 @@ struct Args {
     admin_email: String,
     #[arg(long, default_value = "bench-admin-password")]
     admin_password: String,
+    /// SFU: members that talk (50 packets per second each).
+    #[arg(long, default_value_t = 10)]
+    speakers: usize,
+    /// SFU: members that only listen.
+    #[arg(long, default_value_t = 40)]
+    listeners: usize,
+    /// SFU churn: joins and leaves in all.
+    #[arg(long, default_value_t = 1000)]
+    cycles: usize,
+    /// SFU churn: sessions joining and leaving at once.
+    #[arg(long, default_value_t = 10)]
+    churners: usize,
     /// Hard limit on the whole run, in seconds.
     #[arg(long, default_value_t = 180)]
     max_runtime: u64,
@@ -108,7 +125,12 @@ async fn main() {
         println!("{}", json!({"fatal": format!("watchdog: run exceeded {watchdog} s")}));
         std::process::exit(3);
     });
-    let report = match run(&args).await {
+    let outcome = match args.mode {
+        Mode::Sfu => sfu::fanout(&args).await,
+        Mode::SfuChurn => sfu::churn(&args).await,
+        Mode::Fanout | Mode::Idle => run(&args).await,
+    };
+    let report = match outcome {
         Ok(report) => report,
         Err(e) => json!({"fatal": e}),
     };
@@ -149,6 +171,7 @@ async fn run(args: &Args) -> Result<Value, String> {
             let fanout = fanout(&server, args, &mut sinks, &room_of, epoch, &counters).await?;
             merge(&mut report, fanout);
         }
+        Mode::Sfu | Mode::SfuChurn => return Err("the SFU modes run in sfu.rs".into()),
         Mode::Idle => {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let held = args.server_pid.and_then(stats::sample);
