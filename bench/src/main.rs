@@ -116,9 +116,24 @@ struct Seen {
     closed: bool,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+/// The WebSocket modes run on one thread; the SFU modes, whose peers each
+/// decrypt every packet they hear, on two.
+fn main() {
     let args = Args::parse();
+    let runtime = match args.mode {
+        Mode::Sfu | Mode::SfuChurn => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        Mode::Fanout | Mode::Idle => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(start(args)),
+        Err(e) => println!("{}", json!({"fatal": format!("runtime: {e}")})),
+    }
+}
+
+async fn start(args: Args) {
     let watchdog = args.max_runtime;
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(watchdog)).await;

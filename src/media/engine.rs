@@ -156,6 +156,9 @@ impl Engine {
 
     /// Writes the packets in `self.voice` into every other connection of the room.
     fn forward(&mut self, from: MemberId, now: Instant) {
+        if self.members.get(&from).is_some_and(|m| !m.publishing) {
+            self.subscribe_room_to(from, now);
+        }
         let Some(publisher) = self.members.get(&from) else {
             self.voice.clear();
             return;
@@ -253,22 +256,13 @@ impl Engine {
                 });
             }
         };
-        let others = self.rooms.get(&room).cloned().unwrap_or_default();
-        for other in &others {
-            let Some(peer) = self.members.get_mut(other) else {
+        // Its first offer holds a slot for everyone already speaking here.
+        for other in self.rooms.get(&room).into_iter().flatten() {
+            let Some(peer) = self.members.get(other).filter(|p| p.publishing) else {
                 continue;
             };
-            let assigned = member.assign(*other, peer.sid.clone());
-            let told = peer.assign(id, sid.clone());
-            if let Err(error) = assigned.as_ref().and(told.as_ref()) {
+            if let Err(error) = member.assign(*other, peer.sid.clone()) {
                 tracing::error!(%error, "SFU: cannot add a receive slot");
-            }
-            if told.unwrap_or(false) {
-                let tracks = peer.tracks();
-                (self.events)(MediaEvent::Signal {
-                    member: *other,
-                    data: ServerData::Tracks { tracks },
-                });
             }
         }
         self.demux.add(member.ufrag.clone(), id);
@@ -276,8 +270,34 @@ impl Engine {
         self.rooms.entry(room).or_default().push(id);
         self.metrics.sfu_members.fetch_add(1, Ordering::Relaxed);
         tracing::info!(%sid, member = id.0, "SFU: member joined");
-        for to in others.iter().copied().chain([id]) {
-            self.offer(to, now);
+        self.offer(id, now);
+    }
+
+    /// A member's first voice: every other member of its room gets a slot
+    /// for it (an idle one, announced with `tracks`, or a new one, offered).
+    /// Listeners who never speak thus cost the others no m-line.
+    fn subscribe_room_to(&mut self, publisher: MemberId, now: Instant) {
+        let Some(member) = self.members.get_mut(&publisher) else {
+            return;
+        };
+        member.publishing = true;
+        let sid = member.sid.clone();
+        let others = self.rooms.get(&member.room).cloned().unwrap_or_default();
+        for other in others.into_iter().filter(|o| *o != publisher) {
+            let Some(peer) = self.members.get_mut(&other) else {
+                continue;
+            };
+            match peer.assign(publisher, sid.clone()) {
+                Ok(true) => {
+                    let tracks = peer.tracks();
+                    (self.events)(MediaEvent::Signal {
+                        member: other,
+                        data: ServerData::Tracks { tracks },
+                    });
+                }
+                Ok(false) => self.offer(other, now),
+                Err(error) => tracing::error!(%error, "SFU: cannot add a receive slot"),
+            }
         }
     }
 
@@ -294,7 +314,7 @@ impl Engine {
                 return self.end(id, Some("the server could not set up voice"));
             }
         }
-        self.settle(id, now);
+        member.flush(&mut send_via(&self.socket));
     }
 
     fn answer(&mut self, id: MemberId, version: u32, sdp: String) {

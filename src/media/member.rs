@@ -4,6 +4,7 @@
 //! offer/answer exchange stands. The server always makes the offers, one
 //! at a time, so two descriptions never cross.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -82,9 +83,13 @@ pub struct Member {
     pub connected: bool,
     pub muted: bool,
     pub deafened: bool,
+    /// It has sent voice: the others have (or get) a receive slot for it.
+    pub publishing: bool,
     pc: RTCPeerConnection,
     upload: RTCRtpTransceiverId,
     slots: Vec<Slot>,
+    /// Publisher -> its slot in `slots`, for the per-packet lookup.
+    slot_of: HashMap<MemberId, usize>,
     negotiation: Negotiation,
     next_timeout: Option<Instant>,
 }
@@ -133,9 +138,11 @@ impl Member {
             connected: false,
             muted: false,
             deafened: false,
+            publishing: false,
             pc,
             upload,
             slots: Vec::new(),
+            slot_of: HashMap::new(),
             negotiation: Negotiation {
                 version: 0,
                 awaiting: None,
@@ -149,12 +156,14 @@ impl Member {
     /// next offer carries it). Answers whether the client must be told of a
     /// reused slot now (a new one comes with its offer).
     pub fn assign(&mut self, publisher: MemberId, sid: SessionId) -> Result<bool, RtcError> {
-        if self.slot_of(publisher).is_some() {
+        if self.slot_of.contains_key(&publisher) {
             return Ok(false);
         }
-        if let Some(slot) = self.slots.iter_mut().find(|s| s.publisher.is_none()) {
+        if let Some(index) = self.slots.iter().position(|s| s.publisher.is_none()) {
+            let slot = &mut self.slots[index];
             slot.publisher = Some((publisher, sid));
             slot.rewriter.resync();
+            self.slot_of.insert(publisher, index);
             return Ok(slot.negotiated);
         }
         let ssrc = rand::random::<u32>();
@@ -187,6 +196,7 @@ impl Member {
             .rtp_transceiver(transceiver)
             .and_then(|t| t.sender())
             .ok_or(RtcError::ErrRTPSenderNotExisted)?;
+        self.slot_of.insert(publisher, self.slots.len());
         self.slots.push(Slot {
             transceiver,
             sender,
@@ -202,7 +212,7 @@ impl Member {
     /// Frees the slot `publisher` had. Answers whether the client must be
     /// told (a slot it knows of went idle).
     pub fn release(&mut self, publisher: MemberId) -> bool {
-        match self.slot_of(publisher) {
+        match self.slot_of.remove(&publisher) {
             Some(index) => {
                 let slot = &mut self.slots[index];
                 slot.publisher = None;
@@ -275,7 +285,7 @@ impl Member {
     /// Sends one of `publisher`'s packets on its slot, renumbered for the
     /// slot's stream. Answers whether it went out.
     pub fn forward(&mut self, publisher: MemberId, packet: &rtc::rtp::Packet, now: Instant) -> bool {
-        let Some(index) = self.slot_of(publisher) else {
+        let Some(&index) = self.slot_of.get(&publisher) else {
             return false;
         };
         let slot = &mut self.slots[index];
@@ -386,12 +396,6 @@ impl Member {
         if let Err(error) = self.pc.close() {
             tracing::debug!(sid = %self.sid, %error, "SFU: close failed");
         }
-    }
-
-    fn slot_of(&self, publisher: MemberId) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|s| s.publisher.as_ref().is_some_and(|(id, _)| *id == publisher))
     }
 
     fn mid(&mut self, transceiver: RTCRtpTransceiverId) -> Option<String> {

@@ -256,3 +256,33 @@ async fn rooms_hear_only_themselves() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_who_never_speaks_adds_no_m_line_to_the_others() {
+    within(async {
+        let mut rig = Rig::start();
+        let (a, b) = (rig.join(1, "r").await, rig.join(2, "r").await);
+        for id in [a, b] {
+            rig.peer(id).set_sending(true);
+        }
+        rig.until("voice both ways", |r| r.from(b, a) >= 20 && r.from(a, b) >= 20)
+            .await;
+        let answers = [rig.peer(a).stats().answers, rig.peer(b).stats().answers];
+
+        // c only listens: its first offer holds both speakers' slots, and
+        // nobody else is offered anything for it.
+        let c = rig.join(3, "r").await;
+        rig.until("c hears both", |r| r.from(c, a) >= 20 && r.from(c, b) >= 20)
+            .await;
+        assert_eq!(rig.peer(c).stats().answers, 1);
+        assert_eq!([rig.peer(a).stats().answers, rig.peer(b).stats().answers], answers);
+        assert_eq!(rig.peer(a).stats().tracks.len(), 1, "a has one slot: b's");
+
+        // Once c speaks, the others get a slot for it.
+        rig.peer(c).set_sending(true);
+        rig.until("c's voice at a and b", |r| r.from(a, c) >= 20 && r.from(b, c) >= 20)
+            .await;
+        assert_eq!(rig.peer(a).stats().from["s3"].tags, vec![3]);
+    })
+    .await;
+}
