@@ -27,7 +27,7 @@ use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -217,8 +217,11 @@ fn opus() -> RTCRtpCodecParameters {
 fn build_connection(local_addr: SocketAddr) -> Result<RTCPeerConnection, RtcError> {
     let mut media = MediaEngine::default();
     media.register_codec(opus(), RtpCodecKind::Audio)?;
+    // Like a browser answering: DTLS client (`a=setup:active`), so the
+    // handshake starts once this side's ICE is up.
     let settings = SettingEngineBuilder::new()
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
+        .with_answering_dtls_role(RTCDtlsRole::Client)
         .build();
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
@@ -435,11 +438,9 @@ impl Driver {
         }
     }
 
+    /// Events, then received packets, then datagrams out: acting on an
+    /// event can queue datagrams, which go out in the same pass.
     fn drain(&mut self) {
-        while let Some(out) = self.pc.poll_write() {
-            // Loopback: a full socket buffer drops the datagram, as a network would.
-            let _ = self.socket.try_send_to(&out.message, out.transport.peer_addr);
-        }
         while let Some(event) = self.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
@@ -462,6 +463,10 @@ impl Driver {
             if let RTCMessage::RtpPacket(track_id, packet) = message {
                 self.record(&track_id, &packet.payload, now);
             }
+        }
+        while let Some(out) = self.pc.poll_write() {
+            // Loopback: a full socket buffer drops the datagram, as a network would.
+            let _ = self.socket.try_send_to(&out.message, out.transport.peer_addr);
         }
     }
 

@@ -143,9 +143,12 @@ impl Engine {
         let Some(member) = self.members.get_mut(&id) else {
             return;
         };
-        member.flush(&mut send_via(&self.socket));
-        member.take_voice(&mut self.voice);
+        // Events first: acting on one can queue datagrams (ICE connected
+        // starts the DTLS handshake), which the flush then sends at once.
         let health = member.take_events();
+        member.take_voice(&mut self.voice);
+        member.flush(&mut send_via(&self.socket));
+
         if !self.voice.is_empty() {
             self.forward(id, now);
         }

@@ -40,6 +40,8 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 /// ICE consent: browsers check every few seconds; silence this long fails.
 const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(6);
 const ICE_FAILED_AFTER: Duration = Duration::from_secs(20);
+/// Datagrams kept while the first answer is awaited.
+const EARLY_DATAGRAMS: usize = 8;
 
 /// Why an answer was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,8 @@ pub struct Member {
     slots: Vec<Slot>,
     /// Publisher -> its slot in `slots`, for the per-packet lookup.
     slot_of: HashMap<MemberId, usize>,
+    /// Connectivity checks that came before the first answer (see `receive`).
+    early: Vec<(Vec<u8>, SocketAddr, SocketAddr)>,
     negotiation: Negotiation,
     next_timeout: Option<Instant>,
 }
@@ -143,6 +147,7 @@ impl Member {
             upload,
             slots: Vec::new(),
             slot_of: HashMap::new(),
+            early: Vec::new(),
             negotiation: Negotiation {
                 version: 0,
                 awaiting: None,
@@ -252,6 +257,9 @@ impl Member {
         }
         let answer = RTCSessionDescription::answer(sdp)?;
         self.pc.set_remote_description(now, answer)?;
+        for (datagram, from, local) in std::mem::take(&mut self.early) {
+            self.receive(&datagram, from, local, now);
+        }
         self.negotiation.awaiting = None;
         for slot in &mut self.slots {
             slot.negotiated = true;
@@ -330,6 +338,15 @@ impl Member {
 
     /// Feeds one datagram from `from` (addressed to `local`) to the connection.
     pub fn receive(&mut self, datagram: &[u8], from: SocketAddr, local: SocketAddr, now: Instant) {
+        if self.pc.remote_description().is_none() {
+            // A browser's first checks can beat its answer here (the answer takes
+            // the WebSocket and the actor). ICE cannot take them yet; refused, they
+            // would be retried only after a retransmission timeout (250 ms or more).
+            if self.early.len() < EARLY_DATAGRAMS {
+                self.early.push((datagram.to_vec(), from, local));
+            }
+            return;
+        }
         let message = TaggedBytesMut {
             now,
             transport: TransportContext {
