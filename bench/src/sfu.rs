@@ -38,17 +38,7 @@ struct Member {
 impl Member {
     /// Signs in, joins `room` and voice, and starts a peer; not yet on the SFU.
     async fn enter(server: &Server, room: &str, tag: u32) -> Result<Member, String> {
-        let session = server.guest(&format!("voice {tag}")).await?;
-        let (mut ws, hello) = server.connect(&session, None).await?;
-        let sid = hello["sid"].as_str().ok_or("no sid")?.to_owned();
-        client::join(&mut ws, room).await?;
-        client::send(&mut ws, &json!({"type": "voice", "action": "join"})).await?;
-        loop {
-            let state = client::next_of(&mut ws, "voice_state").await?;
-            if state["sid"] == sid.as_str() {
-                break;
-            }
-        }
+        let ws = in_voice(server, room, &format!("voice {tag}")).await?;
         let (peer, answers) = Peer::spawn(tag).await.map_err(|e| format!("peer: {e}"))?;
         let peer = Arc::new(peer);
         let (frames, outgoing) = mpsc::unbounded_channel();
@@ -60,6 +50,21 @@ impl Member {
 
     fn sfu(&self, action: &str) {
         let _ = self.frames.send(json!({"type": "sfu", "data": {"action": action}}));
+    }
+}
+
+/// A new guest's socket, in `room` and in voice (not yet on the SFU).
+async fn in_voice(server: &Server, room: &str, name: &str) -> Result<client::Ws, String> {
+    let session = server.guest(name).await?;
+    let (mut ws, hello) = server.connect(&session, None).await?;
+    let sid = hello["sid"].as_str().ok_or("no sid")?.to_owned();
+    client::join(&mut ws, room).await?;
+    client::send(&mut ws, &json!({"type": "voice", "action": "join"})).await?;
+    loop {
+        let state = client::next_of(&mut ws, "voice_state").await?;
+        if state["sid"] == sid.as_str() {
+            return Ok(ws);
+        }
     }
 }
 
@@ -274,17 +279,7 @@ pub async fn churn(args: &Args) -> Result<Value, String> {
         let (server, samples, done) = (server.clone(), samples_tx.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             let mut failures = 0u64;
-            let session = server.guest(&format!("churn {c}")).await?;
-            let (mut ws, hello) = server.connect(&session, None).await?;
-            let sid = hello["sid"].as_str().ok_or("no sid")?.to_owned();
-            client::join(&mut ws, room).await?;
-            client::send(&mut ws, &json!({"type": "voice", "action": "join"})).await?;
-            loop {
-                if client::next_of(&mut ws, "voice_state").await?["sid"] == sid.as_str() {
-                    break;
-                }
-            }
-            let (sink, stream) = ws.split();
+            let (sink, stream) = in_voice(&server, room, &format!("churn {c}")).await?.split();
             let socket = Arc::new(tokio::sync::Mutex::new((sink, stream)));
             for cycle in 0..warm_up + per_churner {
                 match tokio::time::timeout(STEP, churn_once(&socket, 1000 + (c * per_churner + cycle) as u32)).await {

@@ -98,6 +98,32 @@ impl Rig {
         }
     }
 
+    /// Members `ids` join `room` and talk, until each has heard each other
+    /// `packets` times.
+    async fn talking<const N: usize>(&mut self, room: &str, ids: [u64; N], packets: u64) -> [MemberId; N] {
+        let mut members = ids.map(MemberId);
+        for (member, id) in members.iter_mut().zip(ids) {
+            *member = self.join(id, room).await;
+        }
+        for id in &members {
+            self.peer(*id).set_sending(true);
+        }
+        let pairs: Vec<(MemberId, MemberId)> = members
+            .iter()
+            .flat_map(|to| {
+                members
+                    .iter()
+                    .filter(move |from| *from != to)
+                    .map(move |from| (*to, *from))
+            })
+            .collect();
+        self.until("everyone hears everyone", |r| {
+            pairs.iter().all(|(to, from)| r.from(*to, *from) >= packets)
+        })
+        .await;
+        members
+    }
+
     fn peer(&self, id: MemberId) -> &Peer {
         &self.peers[&id]
     }
@@ -117,12 +143,7 @@ async fn within<T>(future: impl Future<Output = T>) -> T {
 async fn voice_reaches_the_other_member_with_its_payload() {
     within(async {
         let mut rig = Rig::start();
-        let (a, b) = (rig.join(1, "r").await, rig.join(2, "r").await);
-        for id in [a, b] {
-            rig.peer(id).set_sending(true);
-        }
-        rig.until("50 packets each way", |r| r.from(b, a) >= 50 && r.from(a, b) >= 50)
-            .await;
+        let [a, b] = rig.talking("r", [1, 2], 50).await;
         let stats = rig.peer(b).stats();
         assert_eq!(stats.from["s1"].tags, vec![1], "b hears a's packets, and only a's");
         assert_eq!(stats.foreign + stats.unattributed, 0);
@@ -145,12 +166,7 @@ async fn heard_more(rig: &mut Rig, to: MemberId, from: MemberId, more: u64) {
 async fn a_muted_member_is_not_forwarded_until_unmuted() {
     within(async {
         let mut rig = Rig::start();
-        let (a, b) = (rig.join(1, "r").await, rig.join(2, "r").await);
-        for id in [a, b] {
-            rig.peer(id).set_sending(true);
-        }
-        rig.until("voice both ways", |r| r.from(b, a) >= 20 && r.from(a, b) >= 20)
-            .await;
+        let [a, b] = rig.talking("r", [1, 2], 20).await;
         rig.handle.set_muted(a, true).unwrap();
         // b's voice reaching a is the clock: once 25 more of its packets went
         // through the loop, the mute is in force; after 50 more, nothing of
@@ -171,16 +187,7 @@ async fn a_muted_member_is_not_forwarded_until_unmuted() {
 async fn a_deafened_member_hears_nothing_and_is_not_heard() {
     within(async {
         let mut rig = Rig::start();
-        let (a, b, c) = (rig.join(1, "r").await, rig.join(2, "r").await, rig.join(3, "r").await);
-        for id in [a, b, c] {
-            rig.peer(id).set_sending(true);
-        }
-        rig.until("everyone hears everyone", |r| {
-            [(a, b), (a, c), (b, a), (b, c), (c, a), (c, b)]
-                .iter()
-                .all(|(to, from)| r.from(*to, *from) >= 20)
-        })
-        .await;
+        let [a, b, c] = rig.talking("r", [1, 2, 3], 20).await;
         rig.handle.set_deafened(b, true).unwrap();
         heard_more(&mut rig, c, a, 25).await;
         let before = [rig.from(b, a), rig.from(b, c), rig.from(a, b), rig.from(c, b)];
@@ -202,12 +209,7 @@ async fn a_deafened_member_hears_nothing_and_is_not_heard() {
 async fn leaving_stops_the_voice_and_frees_the_slot_for_the_next_member() {
     within(async {
         let mut rig = Rig::start();
-        let (a, b) = (rig.join(1, "r").await, rig.join(2, "r").await);
-        for id in [a, b] {
-            rig.peer(id).set_sending(true);
-        }
-        rig.until("voice both ways", |r| r.from(b, a) >= 20 && r.from(a, b) >= 20)
-            .await;
+        let [a, b] = rig.talking("r", [1, 2], 20).await;
         let answers = rig.peer(b).stats().answers;
 
         rig.handle.leave(a).unwrap();
@@ -234,15 +236,10 @@ async fn leaving_stops_the_voice_and_frees_the_slot_for_the_next_member() {
 async fn rooms_hear_only_themselves() {
     within(async {
         let mut rig = Rig::start();
-        let (a, b) = (rig.join(1, "one").await, rig.join(2, "one").await);
-        let (c, d) = (rig.join(3, "two").await, rig.join(4, "two").await);
-        for id in [a, b, c, d] {
-            rig.peer(id).set_sending(true);
-        }
-        rig.until("voice in both rooms", |r| {
-            r.from(a, b) >= 50 && r.from(b, a) >= 50 && r.from(c, d) >= 50 && r.from(d, c) >= 50
-        })
-        .await;
+        let [a, b] = rig.talking("one", [1, 2], 50).await;
+        let [c, d] = rig.talking("two", [3, 4], 50).await;
+        // Room one went on talking while room two started.
+        heard_more(&mut rig, a, b, 50).await;
         for (id, own_room) in [(a, [1, 2]), (b, [1, 2]), (c, [3, 4]), (d, [3, 4])] {
             let stats = rig.peer(id).stats();
             assert_eq!(stats.foreign + stats.unattributed, 0);
@@ -261,12 +258,7 @@ async fn rooms_hear_only_themselves() {
 async fn a_listener_who_never_speaks_adds_no_m_line_to_the_others() {
     within(async {
         let mut rig = Rig::start();
-        let (a, b) = (rig.join(1, "r").await, rig.join(2, "r").await);
-        for id in [a, b] {
-            rig.peer(id).set_sending(true);
-        }
-        rig.until("voice both ways", |r| r.from(b, a) >= 20 && r.from(a, b) >= 20)
-            .await;
+        let [a, b] = rig.talking("r", [1, 2], 20).await;
         let answers = [rig.peer(a).stats().answers, rig.peer(b).stats().answers];
 
         // c only listens: its first offer holds both speakers' slots, and
