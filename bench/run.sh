@@ -23,6 +23,7 @@ env DATABASE_PATH="$data/sb.db" BIND="127.0.0.1:$port" PUBLIC_URL="http://127.0.
     SECRET_KEY="bench-$RANDOM$RANDOM" ALLOW_GUESTS=true CAPTCHA=false BCRYPT_COST=4 \
     GUEST_RATE_PER_MIN=0 CHAT_RATE_PER_SEC=1000000 CHAT_BURST=1000000 MAX_USERS=1000000 \
     WS_MAX_PER_USER=0 WS_MAX_PER_IP=0 ADMIN_EMAIL=bench-admin@example.org RUST_LOG=warn \
+    SFU_UDP_PORT="${SFU_UDP_PORT:-0}" SFU_PUBLIC_IP=127.0.0.1 \
     "$bin" serve >"$data/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do

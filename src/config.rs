@@ -47,6 +47,10 @@ const KEYS: &[&str] = &[
     "TURN_USERNAME",
     "TURN_CREDENTIAL",
     "TURN_TTL_SECONDS",
+    "VOICE_MODE",
+    "SFU_UDP_PORT",
+    "SFU_PUBLIC_IP",
+    "MESH_LIMIT",
     "MAX_UPLOAD_MB",
     "WS_MAX_PER_USER",
     "WS_MAX_PER_IP",
@@ -112,6 +116,32 @@ pub enum TurnAuth {
     None,
 }
 
+/// How clients carry voice (`VOICE_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceMode {
+    /// Peer-to-peer first; the SFU runs for members the mesh cannot carry.
+    Auto,
+    /// Peer-to-peer only: no SFU starts.
+    P2p,
+    /// Every member's voice goes through the SFU.
+    Sfu,
+}
+
+impl VoiceMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoiceMode::Auto => "auto",
+            VoiceMode::P2p => "p2p",
+            VoiceMode::Sfu => "sfu",
+        }
+    }
+
+    /// Whether this mode starts the SFU.
+    pub fn has_sfu(self) -> bool {
+        self != VoiceMode::P2p
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -136,6 +166,13 @@ pub struct Config {
     pub chat_burst: u32,
     pub stun_urls: Vec<String>,
     pub turn: Option<TurnConfig>,
+    pub voice_mode: VoiceMode,
+    /// The SFU's one UDP port; 0 takes any free port (tests).
+    pub sfu_udp_port: u16,
+    /// The address announced to browsers in the SFU's ICE candidate.
+    pub sfu_public_ip: Option<IpAddr>,
+    /// Members in voice above which a room's voice moves to the SFU (auto mode).
+    pub mesh_limit: u32,
     pub max_upload_bytes: u64,
     /// Open WebSockets allowed per user and per client IP; 0 is no limit.
     pub ws_max_per_user: u32,
@@ -328,6 +365,13 @@ impl Config {
             chat_burst: s.parse_or("CHAT_BURST", 20)?.max(1),
             stun_urls: s.list("STUN_URLS"),
             turn: turn_config(s)?,
+            voice_mode: voice_mode(s)?,
+            sfu_udp_port: s.parse_or("SFU_UDP_PORT", 7882)?,
+            sfu_public_ip: s
+                .get("SFU_PUBLIC_IP")
+                .map(|raw| raw.parse().map_err(|e| invalid("SFU_PUBLIC_IP", raw, e)))
+                .transpose()?,
+            mesh_limit: s.parse_or("MESH_LIMIT", 6u32)?.max(2),
             max_upload_bytes: s.parse_or("MAX_UPLOAD_MB", 50u64)? * 1024 * 1024,
             ws_max_per_user: s.parse_or("WS_MAX_PER_USER", 20)?,
             ws_max_per_ip: s.parse_or("WS_MAX_PER_IP", 0)?,
@@ -450,6 +494,15 @@ fn turn_config(s: &Settings) -> Result<Option<TurnConfig>, ConfigError> {
     Ok(Some(TurnConfig { urls, auth }))
 }
 
+fn voice_mode(s: &Settings) -> Result<VoiceMode, ConfigError> {
+    match s.get("VOICE_MODE").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("auto") => Ok(VoiceMode::Auto),
+        Some("p2p") => Ok(VoiceMode::P2p),
+        Some("sfu") => Ok(VoiceMode::Sfu),
+        Some(other) => Err(invalid("VOICE_MODE", other, "expected auto, p2p or sfu")),
+    }
+}
+
 fn trusted_proxies(s: &Settings) -> Result<Vec<IpNet>, ConfigError> {
     s.list("TRUSTED_PROXIES")
         .iter()
@@ -498,7 +551,7 @@ mod tests {
     #[test]
     fn defaults_need_no_configuration() {
         let c = Config::from_settings(&Settings::default()).unwrap();
-        assert_eq!(c.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.bind, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
         assert_eq!(c.database_path, PathBuf::from("data/switchboard.db"));
         assert_eq!(c.data_dir, PathBuf::from("data"));
         assert_eq!(c.max_users, 50);
@@ -576,6 +629,35 @@ mod tests {
         assert!(c.is_trusted_proxy("10.1.2.3".parse().unwrap()));
         assert!(c.is_trusted_proxy("127.0.0.1".parse().unwrap()));
         assert!(!c.is_trusted_proxy("127.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn voice_keys_have_defaults_and_refuse_nonsense() {
+        let c = Config::from_settings(&Settings::default()).unwrap();
+        assert_eq!(c.voice_mode, VoiceMode::Auto);
+        assert_eq!(c.sfu_udp_port, 7882);
+        assert_eq!(c.sfu_public_ip, None);
+        assert_eq!(c.mesh_limit, 6);
+        let c = Config::from_settings(&settings(&[
+            ("VOICE_MODE", "SFU"),
+            ("SFU_UDP_PORT", "0"),
+            ("SFU_PUBLIC_IP", "203.0.113.7"),
+            ("MESH_LIMIT", "10"),
+        ]))
+        .unwrap();
+        assert_eq!(c.voice_mode, VoiceMode::Sfu);
+        assert_eq!(c.sfu_udp_port, 0);
+        assert_eq!(c.sfu_public_ip, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(c.mesh_limit, 10);
+        for (key, bad) in [
+            ("VOICE_MODE", "mesh"),
+            ("SFU_UDP_PORT", "70000"),
+            ("SFU_PUBLIC_IP", "sfu.example.org"),
+            ("MESH_LIMIT", "-1"),
+        ] {
+            let err = Config::from_settings(&settings(&[(key, bad)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}={bad}: {err}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod http;
 pub mod ids;
 pub mod janitor;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod realtime;
 pub mod server;

@@ -13,6 +13,9 @@ pub struct Metrics {
     pub ws_connections_total: AtomicU64,
     pub chat_messages: AtomicU64,
     pub deliveries: AtomicU64,
+    /// Voice packets the SFU wrote to a listener's connection.
+    pub sfu_packets_forwarded: AtomicU64,
+    pub sfu_members: AtomicI64,
 }
 
 impl Metrics {
@@ -21,7 +24,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let counters: [(&str, &str, &AtomicU64); 6] = [
+        let counters: [(&str, &str, &AtomicU64); 7] = [
             ("switchboard_logins_total", "Successful sign-ins", &self.logins),
             (
                 "switchboard_login_failures_total",
@@ -48,6 +51,11 @@ impl Metrics {
                 "Frames delivered to sockets",
                 &self.deliveries,
             ),
+            (
+                "switchboard_sfu_packets_forwarded_total",
+                "Voice packets the SFU forwarded to a listener",
+                &self.sfu_packets_forwarded,
+            ),
         ];
         let mut out = String::new();
         for (name, help, value) in counters {
@@ -61,6 +69,11 @@ impl Metrics {
             out,
             "# HELP switchboard_ws_connections Open WebSocket sessions\n# TYPE switchboard_ws_connections gauge\nswitchboard_ws_connections {}",
             self.ws_connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_sfu_members Members connected to the SFU\n# TYPE switchboard_sfu_members gauge\nswitchboard_sfu_members {}",
+            self.sfu_members.load(Ordering::Relaxed)
         );
         out
     }

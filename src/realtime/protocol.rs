@@ -113,6 +113,15 @@ pub struct LiveSession {
     pub user_agent: String,
 }
 
+/// How this server carries voice, as `hello` tells the client.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct VoiceInfo {
+    /// `auto`, `p2p` or `sfu` (VOICE_MODE).
+    pub mode: &'static str,
+    /// Members in voice above which a room uses the SFU (MESH_LIMIT).
+    pub mesh_limit: u32,
+}
+
 /// Every server frame but `joined`, which the room puts together from the
 /// encodings it keeps (`room::Room::joined_frame`).
 #[derive(Debug, Serialize)]
@@ -122,6 +131,7 @@ pub enum ServerMsg<'a> {
         sid: &'a SessionId,
         user: &'a User,
         ice_servers: &'a [Value],
+        voice: VoiceInfo,
     },
     MemberJoined {
         member: &'a Member,

@@ -24,11 +24,12 @@ use super::ice::{self, IceConfig};
 use super::limits::{Flood, TokenBucket};
 use super::messages::{Control, Deliver};
 use super::protocol::{
-    error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction,
+    error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction, VoiceInfo,
     MAX_CHAT_CHARS, MAX_NONCE_CHARS,
 };
 use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, SessionRegistry, VoiceChanged, Watch};
 use super::room::{self, Room};
+use super::sfu::{self, Sfu};
 use super::socket::{Ending, Incoming, Read, Socket};
 use crate::auth::perm;
 use crate::auth::session::Auth;
@@ -74,6 +75,10 @@ pub struct SessionEnv {
     /// The thread where the registry and the rooms run: sessions run there
     /// too, so a room's fan-out never crosses threads.
     pub live: ArbiterHandle,
+    /// The SFU's control plane; none with VOICE_MODE=p2p.
+    pub sfu: Option<Addr<Sfu>>,
+    /// VOICE_MODE and MESH_LIMIT, as `hello` tells them.
+    pub voice: VoiceInfo,
 }
 
 struct InRoom {
@@ -331,6 +336,7 @@ impl WsSession {
             sid: &self.sid,
             user: &self.user,
             ice_servers: &ice_servers,
+            voice: self.env.voice,
         }
         .encode();
         self.queue(ctx, hello);
@@ -409,10 +415,7 @@ impl WsSession {
             ClientMsg::Voice { action } => self.set_voice(action == VoiceAction::Join, self.muted, ctx),
             ClientMsg::Mute { muted } => self.set_voice(self.in_voice, muted, ctx),
             ClientMsg::Signal { to, data } => self.relay(to, data, ctx),
-            ClientMsg::Sfu { .. } => self.refuse(
-                ctx,
-                ProtocolError::new("sfu_unavailable", "this server has no SFU: use peer-to-peer voice"),
-            ),
+            ClientMsg::Sfu { data } => self.pass_to_sfu(data, ctx),
             ClientMsg::AdminWatch => self.watch(ctx),
             ClientMsg::Ping => self.send(ctx, ServerMsg::Pong),
         }
@@ -479,6 +482,7 @@ impl WsSession {
         }
         self.in_voice = false;
         self.muted = false;
+        self.leave_sfu();
         room.addr.do_send(room::Leave { sid: self.sid.clone() });
         self.audit("room_leave", Some(&room.info.code), json!({"sid": self.sid}));
     }
@@ -536,6 +540,9 @@ impl WsSession {
         }
         self.in_voice = in_voice;
         self.muted = muted;
+        if !in_voice {
+            self.leave_sfu();
+        }
         room.addr.do_send(room::Voice {
             sid: self.sid.clone(),
             in_voice,
@@ -556,6 +563,33 @@ impl WsSession {
                 data,
             }),
             None => self.refuse(ctx, ProtocolError::new("not_in_room", "join a room first")),
+        }
+    }
+
+    /// Passes an `sfu` frame to the SFU, with the room and voice state it needs.
+    fn pass_to_sfu(&mut self, data: Value, ctx: &mut Ctx) {
+        let Some(sfu) = self.env.sfu.clone() else {
+            return self.refuse(
+                ctx,
+                ProtocolError::new("sfu_unavailable", "this server has no SFU: use peer-to-peer voice"),
+            );
+        };
+        let Some(room) = &self.room else {
+            return self.refuse(ctx, ProtocolError::new("not_in_room", "join a room first"));
+        };
+        sfu.do_send(sfu::Signal {
+            sid: self.sid.clone(),
+            room: room.info.code.clone(),
+            in_voice: self.in_voice,
+            data,
+            reply: ctx.address().recipient(),
+        });
+    }
+
+    /// Ends this session's media on the SFU, if it has any there.
+    fn leave_sfu(&self) {
+        if let Some(sfu) = &self.env.sfu {
+            sfu.do_send(sfu::Leave { sid: self.sid.clone() });
         }
     }
 
@@ -694,6 +728,11 @@ mod tests {
             chat_burst: 5,
             outbox_bytes: 16 * 1024,
             live: actix::Arbiter::current(),
+            sfu: None,
+            voice: VoiceInfo {
+                mode: "p2p",
+                mesh_limit: 6,
+            },
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpSocket::new_v4().unwrap();

@@ -22,7 +22,8 @@ use tokio::process::{Child, Command};
 pub const ADMIN_EMAIL: &str = "admin@example.org";
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Test settings: fast bcrypt, no CAPTCHA, guests on. Tests override any key.
+/// Test settings: fast bcrypt, no CAPTCHA, guests on, the SFU on any free
+/// loopback UDP port (many servers run at once). Tests override any key.
 const DEFAULTS: &[(&str, &str)] = &[
     ("BCRYPT_COST", "4"),
     ("CAPTCHA", "false"),
@@ -31,6 +32,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("SECRET_KEY", "integration-test-secret-key"),
     ("LOG_FORMAT", "json"),
     ("RUST_LOG", "info"),
+    ("SFU_UDP_PORT", "0"),
+    ("SFU_PUBLIC_IP", "127.0.0.1"),
 ];
 
 pub struct Server {

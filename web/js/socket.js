@@ -39,10 +39,11 @@ export class Socket {
     this.handlers = new Map();
     this.ws = null;
     this.state = 'idle';
-    /** From `hello`: this connection's id, the user, the WebRTC servers. */
+    /** From `hello`: this connection's id, the user, the WebRTC servers, the voice mode. */
     this.sid = null;
     this.user = null;
     this.iceServers = [];
+    this.voiceMode = 'p2p';
     /** The room this page belongs in; asked for again after every reconnection. */
     this.room = null;
     this.attempt = 0;
@@ -147,6 +148,7 @@ export class Socket {
     this.sid = frame.sid;
     this.user = frame.user;
     this.iceServers = Array.isArray(frame.ice_servers) ? frame.ice_servers : [];
+    this.voiceMode = frame.voice?.mode ?? 'p2p';
     this.everConnected = true;
     this.attempt = 0;
     this.setState('open');

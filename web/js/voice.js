@@ -1,4 +1,6 @@
-// Voice: a WebRTC audio mesh between the members of a room who are in voice.
+// Voice: a WebRTC audio mesh between the members of a room who are in voice,
+// or, when the server's voice mode is `sfu`, one connection to the server's SFU
+// (sfu.js), which forwards the others' voice.
 //
 // Each pair of members holds one RTCPeerConnection, negotiated with the
 // "perfect negotiation" pattern: either side may make an offer at any time, and
@@ -14,6 +16,8 @@
 //
 // Whether someone is speaking is measured locally from the audio level of each
 // stream (an AnalyserNode), for the own microphone and every remote stream.
+
+import { SfuLink } from './sfu.js';
 
 const AUDIO_CONSTRAINTS = {
   audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
@@ -52,6 +56,10 @@ export class Voice {
     this.onPeer = onPeer ?? (() => {});
     /** sid -> Peer. Also read by the browser tests through window.__switchboard. */
     this.peers = new Map();
+    /** The connection to the server's SFU, when voice goes through it. */
+    this.sfu = null;
+    /** sid -> LevelMeter for the voices that arrive through the SFU. */
+    this.sfuMeters = new Map();
     this.inVoice = false;
     this.joining = false;
     /** Sent "join voice", waiting for the server's echo of it (see memberVoiceChanged). */
@@ -119,6 +127,7 @@ export class Voice {
     this.awaitingEcho = false;
     this.muted = false;
     for (const sid of [...this.peers.keys()]) this.closePeer(sid);
+    this.closeSfu();
     this.stopMetering();
     this.localMeter?.close();
     this.localMeter = null;
@@ -148,7 +157,13 @@ export class Voice {
   rejoin() {
     if (!this.inVoice) return;
     for (const sid of [...this.peers.keys()]) this.closePeer(sid);
+    this.closeSfu();
     this.announce();
+  }
+
+  /** Voice goes through the server's SFU rather than a mesh. */
+  get viaServer() {
+    return this.socket.voiceMode === 'sfu';
   }
 
   /**
@@ -161,7 +176,8 @@ export class Voice {
     if (sid === this.socket.sid) {
       if (inVoice && this.awaitingEcho && this.inVoice) {
         this.awaitingEcho = false;
-        this.connectToAll();
+        if (this.viaServer) this.openSfu();
+        else this.connectToAll();
       }
       return;
     }
@@ -185,6 +201,35 @@ export class Voice {
         this.peers.set(member.sid, new Peer(this, member.sid, { initiator: true }));
       }
     }
+  }
+
+  openSfu() {
+    this.closeSfu();
+    this.sfu = new SfuLink({
+      socket: this.socket,
+      stream: this.stream,
+      audioContainer: this.audioContainer,
+      onRemote: (sid, stream) => this.sfuStream(sid, stream),
+      onState: () => this.onChange(),
+      onClosed: (reason) => {
+        this.onNotice(`Voice through the server stopped (${reason || 'no reason given'}). Join voice again.`);
+        this.leave();
+      },
+    });
+    this.sfu.start();
+  }
+
+  closeSfu() {
+    this.sfu?.close();
+    this.sfu = null;
+  }
+
+  /** A voice arriving through the SFU started (`stream`) or stopped (null). */
+  sfuStream(sid, stream) {
+    this.sfuMeters.get(sid)?.close();
+    this.sfuMeters.delete(sid);
+    this.onSpeaking(sid, false);
+    if (stream && this.audio) this.sfuMeters.set(sid, new LevelMeter(this.audio, stream));
   }
 
   closePeer(sid) {
@@ -241,6 +286,10 @@ export class Voice {
     }
     for (const [sid, peer] of this.peers) {
       const speaking = peer.meter?.update(now, true) ?? null;
+      if (speaking !== null) this.onSpeaking(sid, speaking);
+    }
+    for (const [sid, meter] of this.sfuMeters) {
+      const speaking = meter.update(now, true);
       if (speaking !== null) this.onSpeaking(sid, speaking);
     }
   }

@@ -193,6 +193,7 @@ function renderConnection({ state, reason, retryInMs }) {
     if (voice.inVoice || voice.joining) {
       // The peers are gone with the session; voice starts again after the rejoin.
       for (const sid of [...voice.peers.keys()]) voice.closePeer(sid);
+      voice.closeSfu();
     }
     return;
   }
@@ -329,13 +330,22 @@ function renderVoice() {
     text = 'Joining voice…';
   } else if (inVoice) {
     state = voice.muted ? 'muted' : 'on';
-    const peers = [...voice.peers.values()];
-    const connected = peers.filter((peer) => peer.pc.connectionState === 'connected').length;
-    const others = peers.length === 0 ? 'Nobody else is in voice yet.' : `Connected to ${connected} of ${peers.length}.`;
+    const others = voice.sfu ? serverVoiceStatus(voice.sfu) : meshStatus([...voice.peers.values()]);
     text = voice.muted ? `In voice, muted: the others cannot hear you. ${others}` : `In voice. ${others}`;
   }
   status.dataset.state = state;
   setText(status, text);
+}
+
+function meshStatus(peers) {
+  const connected = peers.filter((peer) => peer.pc.connectionState === 'connected').length;
+  return peers.length === 0 ? 'Nobody else is in voice yet.' : `Connected to ${connected} of ${peers.length}.`;
+}
+
+function serverVoiceStatus(link) {
+  if (link.state === 'connected') return 'Connected through the server.';
+  if (link.state === 'failed') return 'The connection to the server failed.';
+  return 'Connecting through the server…';
 }
 
 // Invite link
