@@ -32,8 +32,12 @@ struct Member {
 impl Member {
     /// A guest that joins `room` and voice; `on_sfu` sends the `sfu` join.
     async fn enter(server: &Server, name: &str, room: &str, tag: u32) -> Member {
-        let api = server.guest(name).await;
-        let mut ws = Ws::connect(&api).await;
+        Member::enter_as(&server.guest(name).await, room, tag).await
+    }
+
+    /// The same for a signed-in account.
+    async fn enter_as(api: &Api, room: &str, tag: u32) -> Member {
+        let mut ws = Ws::connect(api).await;
         let sid = ws.sid();
         ws.join(room).await;
         ws.send(json!({"type": "voice", "action": "join"})).await;
@@ -364,4 +368,272 @@ async fn a_member_who_changes_rooms_leaves_the_sfu() {
     // An answer in the new room is refused: she must join the SFU again.
     ann.frame(json!({"type": "sfu", "data": {"action": "answer", "version": 9, "sdp": "v=0"}}));
     assert_eq!(ann.next_of("error").await["code"], "bad_request");
+}
+
+/// A signed-in account with the moderator role, given by the admin.
+async fn moderator(server: &Server, admin: &mut Api, name: &str) -> Api {
+    let mut api = server.user(name).await;
+    let id = api.me().await["id"].as_i64().unwrap();
+    let (status, body) = admin
+        .patch(&format!("/api/admin/users/{id}"), json!({"roles": ["moderator"]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    api
+}
+
+/// The next `voice_state` about `sid`.
+async fn voice_state_of(ws: &mut Ws, sid: &str) -> Value {
+    loop {
+        let state = ws.next_of("voice_state").await;
+        if state["sid"] == sid {
+            return state;
+        }
+    }
+}
+
+async fn live_session(admin: &mut Api, sid: &str) -> Value {
+    let (status, body) = admin.get("/api/admin/sessions").await;
+    assert_eq!(status, 200, "{body}");
+    body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sid"] == sid)
+        .cloned()
+        .unwrap_or_else(|| panic!("no session {sid} in {body}"))
+}
+
+#[tokio::test]
+async fn server_mute_is_for_moderators_holds_and_cannot_be_undone_by_the_member() {
+    let server = Server::start().await;
+    let mut admin = server.admin().await;
+    let mut moderator = moderator(&server, &mut admin, "mod").await;
+    let mut plain = server.user("plain").await;
+    let ann_api = server.user("ann").await;
+    let mut ann = Ws::connect(&ann_api).await;
+    let ann_sid = ann.sid();
+    ann.join("lobby").await;
+    ann.send(json!({"type": "voice", "action": "join"})).await;
+    let state = voice_state_of(&mut ann, &ann_sid).await;
+    assert_eq!(
+        (&state["server_muted"], &state["server_deafened"], &state["path"]),
+        (&json!(false), &json!(false), &json!("p2p"))
+    );
+    let mut admin_ws = Ws::connect(&admin).await;
+    let admin_sid = admin_ws.sid();
+    admin_ws.join("lobby").await;
+
+    let mute = format!("/api/admin/sessions/{ann_sid}/mute");
+    let deafen = format!("/api/admin/sessions/{ann_sid}/deafen");
+    // Without the permission, with bad bodies, on an unknown session.
+    let (status, body) = plain.post(&mute, json!({"muted": true})).await;
+    common::assert_error(status, &body, 403, "forbidden");
+    let (status, body) = plain.post(&deafen, json!({"deafened": true})).await;
+    common::assert_error(status, &body, 403, "forbidden");
+    for bad in [
+        json!({}),
+        json!({"muted": "yes"}),
+        json!({"muted": true, "extra": 1}),
+        json!({"muted": true, "reason": "x".repeat(501)}),
+    ] {
+        let (status, body) = moderator.post(&mute, bad.clone()).await;
+        common::assert_error(status, &body, 400, "bad_request");
+    }
+    let (status, body) = moderator
+        .post("/api/admin/sessions/nosuchsid/mute", json!({"muted": true}))
+        .await;
+    common::assert_error(status, &body, 404, "not_found");
+    // Only an admin acts on an admin.
+    let (status, body) = moderator
+        .post(&format!("/api/admin/sessions/{admin_sid}/mute"), json!({"muted": true}))
+        .await;
+    common::assert_error(status, &body, 403, "forbidden");
+
+    let (status, body) = moderator
+        .post(&mute, json!({"muted": true, "reason": "shouting <b>"}))
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let notice = ann.next_of("voice_moderated").await;
+    assert_eq!(notice["server_muted"], true);
+    assert_eq!(notice["reason"], "shouting <b>");
+    let state = voice_state_of(&mut ann, &ann_sid).await;
+    assert_eq!((&state["server_muted"], &state["muted"]), (&json!(true), &json!(false)));
+    let state = voice_state_of(&mut admin_ws, &ann_sid).await;
+    assert_eq!(state["server_muted"], true, "the room sees it");
+    assert_eq!(live_session(&mut admin, &ann_sid).await["server_muted"], true);
+
+    // The member cannot undo it; their own mute is separate.
+    ann.send(json!({"type": "mute", "muted": false})).await;
+    assert_eq!(ann.next_of("error").await["code"], "forbidden");
+    ann.send(json!({"type": "mute", "muted": true})).await;
+    let state = voice_state_of(&mut ann, &ann_sid).await;
+    assert_eq!((&state["server_muted"], &state["muted"]), (&json!(true), &json!(true)));
+    // It holds across leaving and joining voice.
+    ann.send(json!({"type": "voice", "action": "leave"})).await;
+    let state = voice_state_of(&mut ann, &ann_sid).await;
+    assert_eq!((&state["server_muted"], &state["path"]), (&json!(true), &Value::Null));
+    ann.send(json!({"type": "voice", "action": "join"})).await;
+    assert_eq!(voice_state_of(&mut ann, &ann_sid).await["server_muted"], true);
+    let joined = admin_ws.join("lobby").await;
+    let member = joined["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["sid"] == ann_sid.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&member["server_muted"], &member["path"]),
+        (&json!(true), &json!("p2p"))
+    );
+
+    // Deafen, then lift both: the member may unmute again.
+    let (status, _) = moderator.post(&deafen, json!({"deafened": true})).await;
+    assert_eq!(status, 204);
+    assert_eq!(ann.next_of("voice_moderated").await["server_deafened"], true);
+    for (path, body) in [(&mute, json!({"muted": false})), (&deafen, json!({"deafened": false}))] {
+        let (status, _) = moderator.post(path, body).await;
+        assert_eq!(status, 204);
+    }
+    let state = loop {
+        let state = voice_state_of(&mut ann, &ann_sid).await;
+        if state["server_deafened"] == false {
+            break state;
+        }
+    };
+    assert_eq!(state["server_muted"], false);
+    ann.send(json!({"type": "mute", "muted": false})).await;
+    assert_eq!(voice_state_of(&mut ann, &ann_sid).await["muted"], false);
+
+    // Audited with the moderator, the target and the reason.
+    let logs = admin.logs(&[("action", "voice_mute")]).await;
+    let entry = &logs["entries"][0];
+    assert_eq!(entry["username"], "mod", "{logs}");
+    assert_eq!(entry["details"]["username"], "ann", "{logs}");
+    assert_eq!(entry["details"]["reason"], "shouting <b>", "{logs}");
+    for action in ["voice_unmute", "voice_deafen", "voice_undeafen"] {
+        assert_eq!(admin.logs(&[("action", action)]).await["total"], 1, "{action}");
+    }
+}
+
+/// Samples `count` until it has not moved for half a second: the time from
+/// `since` to its last change.
+async fn settles(since: tokio::time::Instant, count: impl Fn() -> u64) -> Duration {
+    let (mut last, mut changed) = (count(), tokio::time::Instant::now());
+    let deadline = tokio::time::Instant::now() + FRAME_WAIT;
+    while changed.elapsed() < Duration::from_millis(500) {
+        assert!(tokio::time::Instant::now() < deadline, "the packets never stopped");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let now = count();
+        if now != last {
+            (last, changed) = (now, tokio::time::Instant::now());
+        }
+    }
+    changed.saturating_duration_since(since)
+}
+
+#[tokio::test]
+async fn server_mute_and_deafen_stop_forwarding_on_the_sfu() {
+    let server = start().await;
+    let mut admin = server.admin().await;
+    let mut ann = Member::enter(&server, "ann", "lobby", 1).await;
+    let bob = Member::enter(&server, "bob", "lobby", 2).await;
+    let cat = Member::enter(&server, "cat", "lobby", 3).await;
+    for m in [&ann, &bob, &cat] {
+        m.join_sfu();
+    }
+    let state = loop {
+        let state = ann.next_of("voice_state").await;
+        if state["sid"] == ann.sid.as_str() && state["path"] == "sfu" {
+            break state;
+        }
+    };
+    assert_eq!(state["in_voice"], true);
+    assert_eq!(live_session(&mut admin, &ann.sid).await["path"], "sfu");
+    until("everyone hears everyone", || {
+        bob.heard(&ann) >= 20 && cat.heard(&ann) >= 20 && bob.heard(&cat) >= 20 && cat.heard(&bob) >= 20
+    })
+    .await;
+
+    let asked = tokio::time::Instant::now();
+    let (status, _) = admin
+        .post(&format!("/api/admin/sessions/{}/mute", ann.sid), json!({"muted": true}))
+        .await;
+    assert_eq!(status, 204);
+    let stopped = settles(asked, || bob.heard(&ann)).await;
+    eprintln!("server mute: ann's packets stopped at bob {stopped:?} after the request");
+    let (ann_then, ann_at_cat, cat_then) = (bob.heard(&ann), cat.heard(&ann), bob.heard(&cat));
+    until("50 more of cat's voice at bob", || bob.heard(&cat) >= cat_then + 50).await;
+    assert_eq!(bob.heard(&ann), ann_then, "a server-muted member is not forwarded");
+    assert_eq!(cat.heard(&ann), ann_at_cat, "to anyone");
+
+    // Deafened: bob hears nothing and is not heard.
+    let (status, _) = admin
+        .post(
+            &format!("/api/admin/sessions/{}/deafen", bob.sid),
+            json!({"deafened": true}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    settles(tokio::time::Instant::now(), || bob.heard(&cat)).await;
+    let (bob_hears, cat_hears) = (bob.heard(&cat), cat.heard(&bob));
+    settles(tokio::time::Instant::now(), || cat.heard(&bob)).await;
+    let cat_hears = cat_hears.max(cat.heard(&bob));
+    let ann_hears = ann.heard(&cat);
+    until("50 more of cat's voice at ann", || ann.heard(&cat) >= ann_hears + 50).await;
+    assert_eq!(bob.heard(&cat), bob_hears, "a deafened member hears nothing");
+    assert_eq!(cat.heard(&bob), cat_hears, "and is not heard");
+
+    // Lifted: ann is heard again.
+    let cat_heard_ann = cat.heard(&ann);
+    let (status, _) = admin
+        .post(
+            &format!("/api/admin/sessions/{}/mute", ann.sid),
+            json!({"muted": false}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    until("ann heard again", || cat.heard(&ann) >= cat_heard_ann + 50).await;
+}
+
+#[tokio::test]
+async fn kick_ban_and_move_end_the_sfu_media_at_once() {
+    let server = start().await;
+    let mut admin = server.admin().await;
+    let (_, body) = admin.post("/api/rooms", json!({"name": "Other"})).await;
+    let other = body["code"].as_str().unwrap().to_owned();
+    let ann = Member::enter_as(&server.user("ann").await, "lobby", 1).await;
+    let bob = Member::enter(&server, "bob", "lobby", 2).await;
+    let cat = Member::enter(&server, "cat", "lobby", 3).await;
+    let dan = Member::enter(&server, "dan", "lobby", 4).await;
+    for m in [&ann, &bob, &cat, &dan] {
+        m.join_sfu();
+    }
+    until("everyone heard at dan", || {
+        dan.heard(&ann) >= 20 && dan.heard(&bob) >= 20 && dan.heard(&cat) >= 20
+    })
+    .await;
+    metric_becomes(&server, "switchboard_sfu_members", 4).await;
+
+    let (status, _) = admin
+        .post(&format!("/api/admin/sessions/{}/kick", bob.sid), json!({}))
+        .await;
+    assert_eq!(status, 204);
+    metric_becomes(&server, "switchboard_sfu_members", 3).await;
+    let (status, _) = admin
+        .post(&format!("/api/admin/sessions/{}/move", cat.sid), json!({"room": other}))
+        .await;
+    assert_eq!(status, 204);
+    metric_becomes(&server, "switchboard_sfu_members", 2).await;
+    let ann_id = live_session(&mut admin, &ann.sid).await["user"]["id"].clone();
+    let (status, body) = admin
+        .post("/api/admin/bans", json!({"user_id": ann_id, "reason": "enough"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    metric_becomes(&server, "switchboard_sfu_members", 1).await;
+    for gone in [&ann, &bob, &cat] {
+        let then = dan.heard(gone);
+        settles(tokio::time::Instant::now(), || dan.heard(gone)).await;
+        assert!(dan.heard(gone) - then < 50, "no stream from {} goes on", gone.sid);
+    }
 }

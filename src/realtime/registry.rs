@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient};
 
-use super::messages::{Control, Deliver};
+use super::messages::{Control, Deliver, Moderation};
 use super::monitor::{self, AdminMonitor, RegistryEvent};
-use super::protocol::{LiveSession, RoomInfo, ServerMsg};
+use super::protocol::{LiveSession, RoomInfo, ServerMsg, VoiceStatus};
 use super::room::{self, Room, RoomIdle, SlowMember};
 use crate::db::writer::Writer;
 use crate::db::Pool;
@@ -66,8 +66,7 @@ pub struct LeftRoom {
 #[rtype(result = "()")]
 pub struct VoiceChanged {
     pub sid: SessionId,
-    pub in_voice: bool,
-    pub muted: bool,
+    pub voice: VoiceStatus,
 }
 
 /// A session with `sessions.view` starts watching: the monitor sends it the
@@ -128,6 +127,17 @@ pub struct Move {
     pub sid: SessionId,
     pub room: RoomInfo,
     pub room_id: i64,
+}
+
+/// A moderator mutes or deafens one session (or lifts it): answers the
+/// session as it was, if it is live. The session applies it and reports
+/// its new voice state like any other change.
+#[derive(Message)]
+#[rtype(result = "Option<LiveSession>")]
+pub struct Moderate {
+    pub sid: SessionId,
+    pub action: Moderation,
+    pub reason: String,
 }
 
 /// The server is stopping: every session is told and closed.
@@ -241,8 +251,7 @@ impl Handler<EnterRoom> for SessionRegistry {
         let room = self.room(msg.room, msg.room_id, ctx);
         if let Some(entry) = self.sessions.get_mut(&msg.sid) {
             entry.live.room = Some(code);
-            entry.live.in_voice = false;
-            entry.live.muted = false;
+            entry.live.voice = entry.live.voice.out_of_voice();
         }
         self.publish(&msg.sid);
         MessageResult(room)
@@ -264,8 +273,7 @@ impl Handler<LeftRoom> for SessionRegistry {
     fn handle(&mut self, msg: LeftRoom, _: &mut Context<Self>) {
         if let Some(entry) = self.sessions.get_mut(&msg.sid) {
             entry.live.room = None;
-            entry.live.in_voice = false;
-            entry.live.muted = false;
+            entry.live.voice = entry.live.voice.out_of_voice();
         }
         self.publish(&msg.sid);
     }
@@ -276,8 +284,7 @@ impl Handler<VoiceChanged> for SessionRegistry {
 
     fn handle(&mut self, msg: VoiceChanged, _: &mut Context<Self>) {
         if let Some(entry) = self.sessions.get_mut(&msg.sid) {
-            entry.live.in_voice = msg.in_voice;
-            entry.live.muted = msg.muted;
+            entry.live.voice = msg.voice;
         }
         self.publish(&msg.sid);
     }
@@ -387,6 +394,19 @@ impl Handler<Move> for SessionRegistry {
         entry.control.do_send(Control::MoveTo {
             room: msg.room,
             room_id: msg.room_id,
+        });
+        Some(entry.live.clone())
+    }
+}
+
+impl Handler<Moderate> for SessionRegistry {
+    type Result = Option<LiveSession>;
+
+    fn handle(&mut self, msg: Moderate, _: &mut Context<Self>) -> Self::Result {
+        let entry = self.sessions.get(&msg.sid)?;
+        entry.control.do_send(Control::Moderate {
+            action: msg.action,
+            reason: msg.reason,
         });
         Some(entry.live.clone())
     }

@@ -18,7 +18,7 @@ use bytestring::ByteString;
 use serde_json::Value;
 
 use super::messages::Deliver;
-use super::protocol::{encode, error_frame, Member, ProtocolError, RoomInfo, ServerMsg};
+use super::protocol::{encode, error_frame, Member, ProtocolError, RoomInfo, ServerMsg, VoiceStatus};
 use crate::db::messages::{self, NewMessage};
 use crate::db::writer::Writer;
 use crate::db::{self, DbError, Pool};
@@ -75,8 +75,7 @@ struct Stored {
 #[rtype(result = "()")]
 pub struct Voice {
     pub sid: SessionId,
-    pub in_voice: bool,
-    pub muted: bool,
+    pub voice: VoiceStatus,
 }
 
 /// Signalling data for one other member, passed through unchanged.
@@ -394,13 +393,11 @@ impl Handler<Voice> for Room {
         let Some(seat) = self.seat_mut(&msg.sid) else {
             return;
         };
-        seat.member.in_voice = msg.in_voice;
-        seat.member.muted = msg.muted;
+        seat.member.voice = msg.voice;
         seat.encoded = encode(&seat.member);
         let frame = ServerMsg::VoiceState {
             sid: &msg.sid,
-            in_voice: msg.in_voice,
-            muted: msg.muted,
+            voice: msg.voice,
         }
         .encode();
         self.broadcast(&frame, None);

@@ -25,6 +25,9 @@ pub struct Signal {
     pub sid: SessionId,
     pub room: RoomCode,
     pub in_voice: bool,
+    /// A moderator's mute and deafen, applied from the first packet.
+    pub server_muted: bool,
+    pub server_deafened: bool,
     pub data: Value,
     pub reply: Recipient<Deliver>,
 }
@@ -34,6 +37,16 @@ pub struct Signal {
 #[rtype(result = "()")]
 pub struct Leave {
     pub sid: SessionId,
+}
+
+/// A moderator muted or deafened the session (or lifted it): its packets
+/// are dropped, and a deafened member is sent nothing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Moderate {
+    pub sid: SessionId,
+    pub muted: bool,
+    pub deafened: bool,
 }
 
 /// News from the media loop.
@@ -95,6 +108,21 @@ impl Sfu {
         }
     }
 
+    /// Applies a moderator's mute and deafen to the session's member, if it
+    /// is on the SFU; a fresh member starts with neither. A loop too busy to
+    /// take the change fails closed: the member's media ends.
+    fn moderate(&mut self, sid: &SessionId, muted: bool, deafened: bool) {
+        let Some(seat) = self.seats.get(sid) else {
+            return;
+        };
+        let applied =
+            self.media.set_muted(seat.member, muted).is_ok() && self.media.set_deafened(seat.member, deafened).is_ok();
+        if !applied {
+            tracing::warn!(%sid, "SFU: a moderator's mute could not be applied: media ended");
+            self.leave(sid);
+        }
+    }
+
     fn seat_of(&self, member: MemberId) -> Option<(&SessionId, &Seat)> {
         let sid = self.sids.get(&member)?;
         Some((sid, self.seats.get(sid)?))
@@ -130,7 +158,11 @@ impl Handler<Signal> for Sfu {
         };
         match request {
             ClientData::Join {} if !msg.in_voice => refuse(&msg.reply, "not_in_voice", "join voice first"),
-            ClientData::Join {} => self.join(msg.sid, msg.room, msg.reply),
+            ClientData::Join {} => {
+                let sid = msg.sid.clone();
+                self.join(msg.sid, msg.room, msg.reply);
+                self.moderate(&sid, msg.server_muted, msg.server_deafened);
+            }
             ClientData::Answer { version, sdp } => match self.seats.get(&msg.sid) {
                 Some(seat) if seat.room == msg.room => {
                     if self.media.answer(seat.member, version, sdp).is_err() {
@@ -153,6 +185,14 @@ impl Handler<Leave> for Sfu {
 
     fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
         self.leave(&msg.sid);
+    }
+}
+
+impl Handler<Moderate> for Sfu {
+    type Result = ();
+
+    fn handle(&mut self, msg: Moderate, _: &mut Context<Self>) {
+        self.moderate(&msg.sid, msg.muted, msg.deafened);
     }
 }
 

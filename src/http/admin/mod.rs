@@ -4,6 +4,7 @@ mod live;
 mod logs;
 mod roles;
 mod users;
+mod voice;
 
 use actix_web::web;
 
@@ -12,4 +13,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     users::configure(cfg);
     roles::configure(cfg);
     logs::configure(cfg);
+    voice::configure(cfg);
 }
