@@ -44,6 +44,7 @@ export class Socket {
     this.user = null;
     this.iceServers = [];
     this.voiceMode = 'p2p';
+    this.meshLimit = 6;
     /** The room this page belongs in; asked for again after every reconnection. */
     this.room = null;
     this.attempt = 0;
@@ -149,6 +150,7 @@ export class Socket {
     this.user = frame.user;
     this.iceServers = Array.isArray(frame.ice_servers) ? frame.ice_servers : [];
     this.voiceMode = frame.voice?.mode ?? 'p2p';
+    this.meshLimit = frame.voice?.mesh_limit ?? 6;
     this.everConnected = true;
     this.attempt = 0;
     this.setState('open');
