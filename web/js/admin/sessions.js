@@ -1,13 +1,13 @@
 // The live sessions tab: every connected session, kept current by the socket's
 // `admin_watch` (a `sessions` snapshot, then `session_update` and `session_gone`),
-// with kick, move and ban.
+// with kick, move, ban, and server mute and deafen.
 
 import { api } from '../api.js';
 import { byId, h, setText } from '../dom.js';
 import { hasPermission } from '../session.js';
 import { timeElement } from '../time.js';
 import { openBanDialog } from './ban-dialog.js';
-import { actionButton, feedback, fillTable, formDialog } from './common.js';
+import { actionButton, feedback, feedbackError, fillTable, formDialog } from './common.js';
 
 const STATUS_TEXT = {
   connecting: 'Connecting…',
@@ -31,7 +31,21 @@ export function initSessions({ user, socket }) {
     kick: hasPermission(user, 'sessions.kick'),
     move: hasPermission(user, 'sessions.move'),
     ban: hasPermission(user, 'bans.manage'),
+    mute: hasPermission(user, 'voice.mute'),
+    deafen: hasPermission(user, 'voice.deafen'),
   };
+
+  /** Server mute (`what` 'mute') or deafen ('deafen') on or off; the row follows from session_update. */
+  async function moderate(session, what, on) {
+    const field = what === 'mute' ? 'muted' : 'deafened';
+    try {
+      await api('POST', `/api/admin/sessions/${encodeURIComponent(session.sid)}/${what}`, { [field]: on });
+      const done = { mute: on ? 'muted' : 'unmuted', deafen: on ? 'deafened' : 'undeafened' }[what];
+      feedback(result, `${session.user.username} was ${done}.`);
+    } catch (error) {
+      feedbackError(result, error);
+    }
+  }
 
   const kickDialog = formDialog(byId('kick-dialog'), {
     action: (session, form) =>
@@ -101,8 +115,18 @@ export function initSessions({ user, socket }) {
     const own = session.sid === socket.sid;
     const name = session.user?.username ?? '?';
     const labelId = `session-${session.sid}`;
-    const voice = !session.in_voice ? 'No' : session.muted ? 'Muted' : 'In voice';
+    const voice = voiceText(session);
     const actions = [];
+    if (!own && can.mute) {
+      const on = !session.server_muted;
+      actions.push(actionButton(on ? 'Mute' : 'Unmute', () => moderate(session, 'mute', on), { describedBy: labelId }));
+    }
+    if (!own && can.deafen) {
+      const on = !session.server_deafened;
+      actions.push(
+        actionButton(on ? 'Deafen' : 'Undeafen', () => moderate(session, 'deafen', on), { describedBy: labelId }),
+      );
+    }
     if (!own && can.kick) {
       actions.push(actionButton('Kick', () => kickDialog.open(session, describe(session)), { describedBy: labelId }));
     }
@@ -126,6 +150,17 @@ export function initSessions({ user, socket }) {
       h('td', { class: 'cell-actions' }, actions),
     );
   }
+}
+
+/** "In voice (through the server) · muted by a moderator", and so on. */
+function voiceText(session) {
+  const parts = [];
+  if (!session.in_voice) parts.push('No');
+  else parts.push(session.path === 'sfu' ? 'In voice (through the server)' : 'In voice (peer-to-peer)');
+  if (session.in_voice && session.muted) parts.push('muted');
+  if (session.server_muted) parts.push('muted by a moderator');
+  if (session.server_deafened) parts.push('deafened by a moderator');
+  return parts.join(' · ');
 }
 
 function describe(session) {
