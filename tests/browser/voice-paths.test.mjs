@@ -231,3 +231,48 @@ function slotBytes(page, sid) {
     return 0;
   }, sid);
 }
+
+describe('a kick ends mesh voice at once (p2p)', () => {
+  let server;
+  let browser;
+  let ann;
+  let bob;
+
+  before(async () => {
+    server = await startServer({ VOICE_MODE: 'p2p' });
+    browser = await launchBrowser();
+    ann = await openPage(browser, server);
+    bob = await openPage(browser, server);
+    await register(ann, { username: 'ann', email: ADMIN_EMAIL, password: PASSWORD });
+    await register(bob, { username: 'bob', email: 'bob@example.org', password: PASSWORD });
+    for (const page of [ann, bob]) {
+      await page.goto('/room/lobby');
+      await page.locator('#connection[data-state="open"]').waitFor();
+    }
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test("the kicked member's connection closes and its audio stops", async () => {
+    for (const page of [ann, bob]) {
+      await page.click('#voice-join');
+      await page.locator('#voice-mute').waitFor();
+    }
+    await eventually(async () => (await peerState(ann)) === 'connected', { message: 'the mesh connection' });
+    const first = await meshInboundBytes(ann);
+    await eventually(async () => (await meshInboundBytes(ann)) > first + 1000, { message: 'audio from bob' });
+    const bobSid = await sidOf(bob);
+    await apiAs(ann, 'POST', `/api/admin/sessions/${bobSid}/kick`, { reason: 'enough' });
+    await eventually(() => ann.evaluate(() => window.__switchboard.voice.peers.size === 0), {
+      message: "ann's connection to bob to close",
+    });
+    assert.equal(await ann.locator('#remote-audio audio').count(), 0, "bob's audio element is gone");
+    await eventually(
+      () => bob.evaluate(() => [...window.__switchboard.voice.peers.values()].every((p) => p.pc.connectionState === 'closed')),
+      { message: "bob's side closed too" },
+    );
+  });
+});
