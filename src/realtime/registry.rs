@@ -474,7 +474,7 @@ mod tests {
     }
 
     #[actix::test]
-    async fn kicks_bans_moves_and_shutdown_reach_exactly_their_targets() {
+    async fn kicks_bans_moves_mutes_and_shutdown_reach_exactly_their_targets() {
         let registry = registry();
         let s1 = connect(&registry, "s1", 1, "10.0.0.1", 100);
         let s2 = connect(&registry, "s2", 1, "10.0.0.2", 101);
@@ -507,6 +507,14 @@ mod tests {
             room_id: 1,
         };
         assert!(registry.send(nobody).await.unwrap().is_none());
+        let moderate = |sid: &str| Moderate {
+            sid: SessionId(sid.into()),
+            action: Moderation::Mute(true),
+            reason: "why".into(),
+        };
+        let muted = registry.send(moderate("s3")).await.unwrap();
+        assert_eq!(muted.map(|s| s.sid.0), Some("s3".to_owned()));
+        assert!(registry.send(moderate("nobody")).await.unwrap().is_none());
         let told = registry
             .send(Shutdown {
                 reason: "restart".into(),
@@ -537,7 +545,12 @@ mod tests {
         );
         assert_eq!(
             *s3.borrow(),
-            [Got::Kicked(why()), Got::Banned(why()), Got::Stopping("restart".into())]
+            [
+                Got::Kicked(why()),
+                Got::Banned(why()),
+                Got::Moderated(Moderation::Mute(true), why()),
+                Got::Stopping("restart".into())
+            ]
         );
     }
 
