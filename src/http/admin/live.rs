@@ -134,12 +134,7 @@ async fn move_session(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(perm::SESSIONS_MOVE)?;
     let code = body.into_inner().room;
-    let room = db::run(&state.pool, move |conn| rooms::get(conn, &code))
-        .await
-        .map_err(|e| match e {
-            db::DbError::NotFound => ApiError::bad_request("there is no such room"),
-            other => other.into(),
-        })?;
+    let room = db::run(&state.pool, move |conn| rooms::get(conn, &code)).await?;
     let info = RoomInfo {
         code: room.code.clone(),
         name: room.name.clone(),
