@@ -8,7 +8,7 @@
 )]
 mod common;
 
-use common::{assert_error, Server, PASSWORD};
+use common::{assert_error, Server, Ws, PASSWORD};
 use reqwest::Method;
 use serde_json::json;
 
@@ -41,4 +41,85 @@ async fn csrf_is_checked_on_the_decoded_path_and_on_every_path() {
     let (status, body) = ann.send(req).await;
     assert_eq!(status, 200, "{body}");
     ann.csrf = token;
+}
+
+/// Addresses of the ban test: one IPv6 /64, its neighbour, and IPv4.
+const BANNED_NET_HOST: &str = "2001:db8:1:2::abcd";
+const BANNED_NET_OTHER_HOST: &str = "2001:db8:1:2::5";
+const BANNED_ADDRESS: &str = "2001:db8:1:2::99";
+const NEIGHBOUR_NET_HOST: &str = "2001:db8:1:3::5";
+const HOME_V4: &str = "198.51.100.7";
+
+#[tokio::test]
+async fn ip_bans_reach_existing_sessions_and_cover_an_ipv6_slash_64() {
+    let server = Server::start_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let mut admin = server.admin().await;
+    // Ann signed in at home, and now uses the same session from a network
+    // about to be banned; Bob signed in from that network; Carol from the
+    // next /64 along.
+    let mut ann = server.user_from("ann", HOME_V4).await;
+    ann.forwarded_for = Some(BANNED_NET_HOST.into());
+    let mut ann_socket = Ws::connect(&ann).await;
+    let mut bob = server.user_from("bob", BANNED_NET_OTHER_HOST).await;
+    let mut carol = server.user_from("carol", NEIGHBOUR_NET_HOST).await;
+
+    let (status, body) = admin
+        .post("/api/admin/bans", json!({"ip": BANNED_ADDRESS, "reason": "abuse"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    assert_eq!(ann_socket.next_of("banned").await["reason"], "abuse");
+    assert_eq!(
+        ann_socket.closed().await,
+        Some(4003),
+        "a live socket in the /64 is closed"
+    );
+    let (status, body) = ann.get("/api/me").await;
+    assert_error(status, &body, 403, "banned");
+    let req = ann.request(Method::POST, "/api/rooms").json(&json!({"name": "Escape"}));
+    let (status, body) = ann.send(req).await;
+    assert_error(status, &body, 403, "banned");
+    assert_eq!(Ws::try_connect(&ann, Some(&server.base)).await.err(), Some(403));
+
+    let (status, body) = bob.get("/api/me").await;
+    assert_error(status, &body, 401, "unauthenticated");
+    let (_, status, body) = {
+        let mut again = server.client_from(BANNED_NET_OTHER_HOST);
+        let (status, body) = again
+            .post("/api/auth/login", json!({"login": "bob", "password": PASSWORD}))
+            .await;
+        (again, status, body)
+    };
+    assert_error(status, &body, 403, "banned");
+
+    ann.forwarded_for = Some(HOME_V4.into());
+    assert_eq!(
+        ann.me().await["username"],
+        "ann",
+        "the same session, from elsewhere, works"
+    );
+    assert_eq!(carol.me().await["username"], "carol", "the next /64 is not banned");
+}
+
+#[tokio::test]
+async fn an_ipv4_mapped_ban_is_an_ipv4_ban() {
+    let server = Server::start_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let mut admin = server.admin().await;
+    let mut dave = server.user_from("dave", "203.0.113.9").await;
+    let mut erin = server.user_from("erin", "::ffff:203.0.113.10").await;
+    for ip in ["::ffff:203.0.113.9", "203.0.113.10"] {
+        let (status, body) = admin
+            .post("/api/admin/bans", json!({"ip": ip, "reason": "abuse"}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = dave.get("/api/me").await;
+    assert_error(status, &body, 401, "unauthenticated");
+    let (status, body) = erin.get("/api/me").await;
+    assert_error(status, &body, 401, "unauthenticated");
+    let mut again = server.client_from("203.0.113.9");
+    let (status, body) = again
+        .post("/api/auth/login", json!({"login": "dave", "password": PASSWORD}))
+        .await;
+    assert_error(status, &body, 403, "banned");
 }

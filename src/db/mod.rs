@@ -98,8 +98,10 @@ pub fn open(path: &Path) -> Result<Pool, DbError> {
 /// "database is locked", and WAL's safe-on-crash `synchronous=NORMAL`.
 /// No connection checkpoints on commit: the writer's checkpoint thread does
 /// (db::writer), so no request or delivery waits on a checkpoint's fsync.
+/// `ip_scope()` lets queries match addresses as bans do (crate::ip_scope).
 fn configure_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    crate::ip_scope::register(conn)?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")
 }
 

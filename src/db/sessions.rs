@@ -89,8 +89,9 @@ pub fn delete_others(conn: &Connection, user: UserId, keep: i64) -> Result<usize
     )?)
 }
 
+/// Ends every session created from the scope of `ip` (IPv6: its /64).
 pub fn delete_for_ip(conn: &Connection, ip: &str) -> Result<usize, DbError> {
-    Ok(conn.execute("DELETE FROM sessions WHERE ip = ?1", [ip])?)
+    Ok(conn.execute("DELETE FROM sessions WHERE ip_scope(ip) = ip_scope(?1)", [ip])?)
 }
 
 /// Deletes every session past its idle timeout or lifetime.

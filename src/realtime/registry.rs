@@ -15,6 +15,7 @@ use super::session::{self, WsSession};
 use crate::db::writer::Writer;
 use crate::db::Pool;
 use crate::ids::{RoomCode, SessionId, UserId};
+use crate::ip_scope;
 use crate::metrics::Metrics;
 
 /// A session connected; it is live until [`Disconnect`].
@@ -102,7 +103,8 @@ pub enum Target {
     User(UserId),
     /// Every socket opened with one login session (logout ends them).
     Login(i64),
-    /// Every session of a user, and every session from an address.
+    /// Every session of a user, and every session from an address's ban
+    /// scope (crate::ip_scope: IPv6 by /64).
     Banned {
         user: Option<UserId>,
         ip: Option<String>,
@@ -191,7 +193,8 @@ impl SessionRegistry {
             Target::User(user) => entry.live.user.id == *user,
             Target::Login(login) => entry.login_session == *login,
             Target::Banned { user, ip } => {
-                user.is_some_and(|u| u == entry.live.user.id) || ip.as_deref().is_some_and(|ip| ip == entry.live.ip)
+                user.is_some_and(|u| u == entry.live.user.id)
+                    || ip.as_deref().is_some_and(|ip| ip_scope::covers(ip, &entry.live.ip))
             }
         }
     }

@@ -545,8 +545,10 @@ impl Ws {
     pub async fn next_event(&mut self, wait: Duration) -> Event {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
+        // One deadline for the whole wait: the server's pings must not re-arm it.
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match tokio::time::timeout(wait, self.stream.next()).await {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
                 Err(_) => return Event::Timeout,
                 Ok(None) => return Event::Closed(None),
                 Ok(Some(Err(_))) => return Event::Closed(None),

@@ -14,6 +14,7 @@ use crate::db::{self, audit::Event, bans, rooms, sessions, users};
 use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::ids::{SessionId, UserId};
+use crate::ip_scope;
 use crate::realtime::protocol::RoomInfo;
 use crate::realtime::registry::{Kick, Move, Snapshot, Target};
 use crate::state::AppState;
@@ -186,7 +187,11 @@ async fn create_ban(
     if user.is_none() && banned_ip.is_none() {
         return Err(ApiError::bad_request("a ban needs a user_id, an ip, or both"));
     }
-    if user == Some(auth.user.id) || banned_ip.as_deref() == Some(&ip.to_string()) {
+    if user == Some(auth.user.id)
+        || banned_ip
+            .as_deref()
+            .is_some_and(|b| ip_scope::covers(b, &ip.to_string()))
+    {
         return Err(ApiError::Conflict("you cannot ban yourself".into()));
     }
     let reason = reason_or(Some(request.reason), "")?;
