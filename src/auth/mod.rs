@@ -1,5 +1,6 @@
 //! Sign-in: passwords, CAPTCHA, rate limits, sessions and CSRF, OIDC.
 
+pub mod authority;
 pub mod captcha;
 pub mod limiter;
 pub mod oidc;

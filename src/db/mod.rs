@@ -170,13 +170,17 @@ pub fn to_time(ms: i64) -> DateTime<Utc> {
 
 /// Runs `f` in an IMMEDIATE transaction: the write lock is taken up front,
 /// so a check-then-insert (such as the user limit) cannot race another writer.
-pub fn immediate<T>(
+/// `f` may refuse with any error that a `DbError` converts into (such as an
+/// `ApiError` from an authority check); a refusal rolls everything back.
+pub fn immediate<T, E: From<DbError>>(
     conn: &mut Connection,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, DbError>,
-) -> Result<T, DbError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(DbError::from)?;
     let value = f(&tx)?;
-    tx.commit()?;
+    tx.commit().map_err(DbError::from)?;
     Ok(value)
 }
 

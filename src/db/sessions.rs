@@ -94,6 +94,13 @@ pub fn delete_for_ip(conn: &Connection, ip: &str) -> Result<usize, DbError> {
     Ok(conn.execute("DELETE FROM sessions WHERE ip_scope(ip) = ip_scope(?1)", [ip])?)
 }
 
+/// The users with a login session created from the scope of `ip`.
+pub fn users_in_scope(conn: &Connection, ip: &str) -> Result<Vec<UserId>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT user_id FROM sessions WHERE ip_scope(ip) = ip_scope(?1)")?;
+    let rows = stmt.query_map([ip], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Deletes every session past its idle timeout or lifetime.
 pub fn purge_expired(conn: &Connection, lifetimes: Lifetimes) -> Result<usize, DbError> {
     let now = now_ms();
