@@ -118,6 +118,161 @@ async fn the_last_admin_can_be_neither_demoted_deleted_nor_banned() {
     assert_eq!(body["user"]["is_admin"], false);
 }
 
+/// Long enough that a frame the server meant to send would have arrived.
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A socket of `api` watching the live sessions, past its snapshot.
+async fn watching(api: &Api) -> Ws {
+    let mut ws = Ws::connect(api).await;
+    ws.send(json!({"type": "admin_watch"})).await;
+    ws.next_of("sessions").await;
+    ws
+}
+
+/// After a change of authority the watcher is told, in either order, its
+/// fresh `user` record and that it may no longer watch. Session events sent
+/// before the change (its own connection, say) may come first; none after
+/// the notice.
+async fn told_it_may_no_longer_watch(watcher: &mut Ws) -> Value {
+    let (mut user, mut forbidden) = (None, false);
+    while user.is_none() || !forbidden {
+        let frame = watcher.next().await;
+        match frame["type"].as_str() {
+            Some("user") => user = Some(frame["user"].clone()),
+            Some("error") => {
+                assert_eq!(frame["code"], "forbidden", "{frame}");
+                forbidden = true;
+            }
+            Some("session_update" | "session_gone") if !forbidden => {}
+            _ => panic!("unexpected frame after losing sessions.view: {frame}"),
+        }
+    }
+    let user = user.unwrap();
+    assert!(
+        !user["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "sessions.view"),
+        "{user}"
+    );
+    user
+}
+
+/// Someone connects; once the admin's own watcher has seen it, the registry
+/// has published it, so a watcher still subscribed would have it too.
+async fn a_session_changes(server: &Server, name: &str, admin_watcher: &mut Ws) -> Ws {
+    let newcomer = Ws::connect(&server.user(name).await).await;
+    loop {
+        let update = admin_watcher.next_of("session_update").await;
+        if update["session"]["sid"] == newcomer.sid().as_str() {
+            return newcomer;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_watcher_that_loses_sessions_view_stops_receiving_at_once() {
+    let server = Server::start().await;
+    let mut admin = server.admin().await;
+    let mut admin_watcher = watching(&admin).await;
+    let (_, roles) = admin.get("/api/admin/roles").await;
+    let role_id = |name: &str| {
+        roles["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let moderator = role_id("moderator");
+    let (_, lookouts) = admin.post("/api/admin/roles", json!({"name": "lookouts"})).await;
+    let (status, body) = admin
+        .post(
+            &format!("/api/admin/roles/{}/permissions", lookouts["id"]),
+            json!({"permission": "sessions.view"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Three watchers, each about to lose sessions.view another way.
+    let mut accounts = Vec::new();
+    for (name, role) in [
+        ("demoted", "moderator"),
+        ("revoked", "moderator"),
+        ("orphaned", "lookouts"),
+    ] {
+        let mut api = server.user(name).await;
+        let id = api.me().await["id"].as_i64().unwrap();
+        let (status, body) = admin
+            .patch(&format!("/api/admin/users/{id}"), json!({"roles": ["user", role]}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        accounts.push((api, id));
+    }
+
+    // 1. Its role is taken away.
+    let mut watcher = watching(&accounts[0].0).await;
+    let (status, body) = admin
+        .patch(
+            &format!("/api/admin/users/{}", accounts[0].1),
+            json!({"roles": ["user"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let user = told_it_may_no_longer_watch(&mut watcher).await;
+    assert_eq!(user["roles"], json!(["user"]));
+    let _newcomer = a_session_changes(&server, "newcomer-1", &mut admin_watcher).await;
+    assert!(watcher.quiet_for(SILENCE).await, "a demoted watcher still receives");
+
+    // 2. The permission is revoked from the role it holds.
+    let mut watcher = watching(&accounts[1].0).await;
+    let (status, body) = admin
+        .delete(&format!("/api/admin/roles/{moderator}/permissions/sessions.view"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let user = told_it_may_no_longer_watch(&mut watcher).await;
+    assert_eq!(user["roles"], json!(["moderator", "user"]), "still a moderator");
+    let _newcomer = a_session_changes(&server, "newcomer-2", &mut admin_watcher).await;
+    assert!(
+        watcher.quiet_for(SILENCE).await,
+        "a watcher whose role lost the permission still receives"
+    );
+
+    // 3. The role that gave it is deleted.
+    let mut watcher = watching(&accounts[2].0).await;
+    let (status, body) = admin.delete(&format!("/api/admin/roles/{}", lookouts["id"])).await;
+    assert_eq!(status, 204, "{body}");
+    let user = told_it_may_no_longer_watch(&mut watcher).await;
+    assert_eq!(user["roles"], json!(["user"]));
+    let _newcomer = a_session_changes(&server, "newcomer-3", &mut admin_watcher).await;
+    assert!(
+        watcher.quiet_for(SILENCE).await,
+        "a watcher whose role was deleted still receives"
+    );
+}
+
+#[tokio::test]
+async fn a_promotion_reaches_the_live_socket() {
+    let server = Server::start().await;
+    let mut admin = server.admin().await;
+    let mut ann = server.user("ann").await;
+    let id = ann.me().await["id"].as_i64().unwrap();
+    let mut socket = Ws::connect(&ann).await;
+    let (status, body) = admin
+        .patch(&format!("/api/admin/users/{id}"), json!({"is_admin": true}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let frame = socket.next_of("user").await;
+    assert_eq!(frame["user"]["is_admin"], true);
+    assert_eq!(frame["user"]["id"], id);
+    // The socket acts on it at once: it may watch now.
+    socket.send(json!({"type": "admin_watch"})).await;
+    socket.next_of("sessions").await;
+}
+
 // ---------------------------------------------------------------------------
 // The authorisation matrix
 // ---------------------------------------------------------------------------

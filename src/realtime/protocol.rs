@@ -165,6 +165,10 @@ pub enum ServerMsg<'a> {
     Moved {
         room: &'a RoomInfo,
     },
+    /// The user's roles, permissions or admin flag changed: the fresh record.
+    User {
+        user: &'a User,
+    },
     Error {
         code: &'a str,
         message: &'a str,

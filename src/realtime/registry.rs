@@ -1,17 +1,20 @@
 //! The SessionRegistry actor owns who is connected where: every live
 //! WebSocket session (user, IP, user agent, room, voice state) and the
-//! directory of live room actors. Admin control (kick, move, ban) acts
-//! through it, and the admin monitor hears every change from it.
+//! directory of live room actors. Admin control (kick, move, ban, changes
+//! of authority) acts through it, and the admin monitor hears every change
+//! from it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 
-use super::monitor::{AdminMonitor, RegistryEvent};
+use super::monitor::{AdminMonitor, RegistryEvent, Unwatch};
 use super::protocol::{LiveSession, RoomInfo};
 use super::room::{self, Room};
 use super::session::{self, WsSession};
+use crate::auth::perm;
+use crate::db::users::User;
 use crate::db::writer::Writer;
 use crate::db::Pool;
 use crate::ids::{RoomCode, SessionId, UserId};
@@ -133,6 +136,16 @@ pub struct Move {
 #[rtype(result = "usize")]
 pub struct Shutdown {
     pub reason: String,
+}
+
+/// These users' roles, permissions or admin flag changed (committed): their
+/// sockets act on the fresh records at once, and their admin watchers that
+/// lost `sessions.view` are dropped before the next change goes out. Send
+/// it and await it, so the change is in force when the request answers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AuthorityChanged {
+    pub users: Vec<User>,
 }
 
 struct Entry {
@@ -369,5 +382,24 @@ impl Handler<Shutdown> for SessionRegistry {
             });
         }
         self.sessions.len()
+    }
+}
+
+impl Handler<AuthorityChanged> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: AuthorityChanged, _: &mut Context<Self>) {
+        for user in msg.users {
+            let may_watch = user.can(perm::SESSIONS_VIEW);
+            for entry in self.sessions.values().filter(|e| e.live.user.id == user.id) {
+                if !may_watch {
+                    // Ahead of any later event in the monitor's mailbox.
+                    self.monitor.do_send(Unwatch {
+                        sid: entry.live.sid.clone(),
+                    });
+                }
+                entry.addr.do_send(session::Reauthorized { user: user.clone() });
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::ice;
 use super::limits::{Flood, TokenBucket};
-use super::monitor::Watch;
+use super::monitor::{Unwatch, Watch};
 use super::protocol::{
     error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction,
     MAX_CHAT_CHARS, MAX_FRAME_BYTES, MAX_NONCE_CHARS,
@@ -24,6 +24,7 @@ use super::room::{self, Room};
 use crate::auth::perm;
 use crate::auth::session::Auth;
 use crate::auth::tokens::random_token;
+use crate::db::users::User;
 use crate::db::{self, audit::Event, messages::NewMessage, rooms, sessions};
 use crate::error::ApiError;
 use crate::ids::{RoomCode, SessionId};
@@ -81,6 +82,14 @@ pub struct MoveTo {
 #[rtype(result = "()")]
 pub struct ServerStopping {
     pub reason: String,
+}
+
+/// The user's authority changed: the session acts on the fresh record from
+/// now on, and tells the client with a `user` frame.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reauthorized {
+    pub user: User,
 }
 
 struct InRoom {
@@ -533,5 +542,20 @@ impl Handler<ServerStopping> for WsSession {
     fn handle(&mut self, msg: ServerStopping, ctx: &mut Ctx) {
         self.refuse(ctx, ProtocolError::new("server_restarting", msg.reason));
         self.close(ctx, CloseCode::Restart, "server restarting");
+    }
+}
+
+impl Handler<Reauthorized> for WsSession {
+    type Result = ();
+
+    /// The registry has already dropped this session from the monitor if it
+    /// lost `sessions.view`; this second `Unwatch` comes after any `Watch`
+    /// this session sent before it knew, so that one cannot linger either.
+    fn handle(&mut self, msg: Reauthorized, ctx: &mut Ctx) {
+        self.auth.user = msg.user;
+        self.send(ctx, ServerMsg::User { user: &self.auth.user });
+        if !self.auth.user.can(perm::SESSIONS_VIEW) {
+            self.state.monitor.do_send(Unwatch { sid: self.sid.clone() });
+        }
     }
 }

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use crate::auth::session::Auth;
 use crate::auth::{authority, perm, validate};
 use crate::db::users::{self, User};
-use crate::db::{self, audit::Event, roles};
+use crate::db::{self, audit::Event, roles, DbError};
 use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::state::AppState;
@@ -55,6 +55,11 @@ fn fresh_actor(conn: &Connection, auth: &Auth) -> Result<User, ApiError> {
     Ok(actor)
 }
 
+/// The users who hold role `id`, as they are after a committed change.
+fn holders_now(conn: &Connection, id: i64) -> Result<Vec<User>, DbError> {
+    users::get_each(conn, &roles::holders(conn, id)?)
+}
+
 async fn list_roles(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ADMIN_ROLES)?;
     let all = db::run(&state.pool, |conn| roles::list_roles(conn)).await?;
@@ -92,10 +97,11 @@ async fn delete_role(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ADMIN_ROLES)?;
     let id = id.into_inner();
-    db::run(&state.pool, move |conn| -> Result<(), ApiError> {
-        db::immediate(conn, |tx| {
+    let affected = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        let holders = db::immediate(conn, |tx| {
             let actor = fresh_actor(tx, &auth)?;
             authority::may_hand_out(&actor, &roles::get_role(tx, id)?)?;
+            let holders = roles::holders(tx, id)?;
             let role = roles::delete_role(tx, id)?;
             audit(
                 &auth,
@@ -104,10 +110,12 @@ async fn delete_role(
                 json!({"role": role.name, "role_id": role.id}),
             )
             .record(tx)?;
-            Ok(())
-        })
+            Ok::<_, ApiError>(holders)
+        })?;
+        Ok(users::get_each(conn, &holders)?)
     })
     .await?;
+    super::authority_changed(&state, affected).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -121,8 +129,8 @@ async fn grant(
     auth.require(perm::ADMIN_ROLES)?;
     let id = id.into_inner();
     let permission = validate::grant_name(&body.permission)?;
-    let role = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
-        db::immediate(conn, |tx| {
+    let (role, affected) = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        let role = db::immediate(conn, |tx| {
             authority::may_grant(&fresh_actor(tx, &auth)?, &permission)?;
             let role = roles::grant(tx, id, &permission)?;
             audit(
@@ -132,10 +140,12 @@ async fn grant(
                 json!({"role": role.name, "permission": permission}),
             )
             .record(tx)?;
-            Ok(role)
-        })
+            Ok::<_, ApiError>(role)
+        })?;
+        Ok((role, holders_now(conn, id)?))
     })
     .await?;
+    super::authority_changed(&state, affected).await?;
     Ok(HttpResponse::Ok().json(role))
 }
 
@@ -147,8 +157,8 @@ async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ADMIN_ROLES)?;
     let (id, permission) = path.into_inner();
-    let role = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
-        db::immediate(conn, |tx| {
+    let (role, affected) = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        let role = db::immediate(conn, |tx| {
             authority::may_grant(&fresh_actor(tx, &auth)?, &permission)?;
             let role = roles::revoke(tx, id, &permission)?;
             audit(
@@ -158,10 +168,12 @@ async fn revoke(
                 json!({"role": role.name, "permission": permission}),
             )
             .record(tx)?;
-            Ok(role)
-        })
+            Ok::<_, ApiError>(role)
+        })?;
+        Ok((role, holders_now(conn, id)?))
     })
     .await?;
+    super::authority_changed(&state, affected).await?;
     Ok(HttpResponse::Ok().json(role))
 }
 

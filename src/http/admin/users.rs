@@ -108,6 +108,7 @@ async fn update(
         })
     })
     .await?;
+    super::authority_changed(&state, vec![user.clone()]).await?;
     Ok(HttpResponse::Ok().json(json!({"user": user})))
 }
 
