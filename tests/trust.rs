@@ -123,3 +123,88 @@ async fn an_ipv4_mapped_ban_is_an_ipv4_ban() {
         .await;
     assert_error(status, &body, 403, "banned");
 }
+
+/// Long enough that a frame the server meant to send would have arrived.
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(2);
+/// The largest `signal` data, JSON-encoded.
+const MAX_SIGNAL_BYTES: usize = 16 * 1024;
+
+/// `ws` joins voice; it and `others` see it in voice.
+async fn in_voice(ws: &mut Ws, others: &mut [&mut Ws]) {
+    ws.send(json!({"type": "voice", "action": "join"})).await;
+    let sid = ws.sid();
+    sees_in_voice(ws, &sid).await;
+    for socket in others.iter_mut() {
+        sees_in_voice(socket, &sid).await;
+    }
+}
+
+async fn sees_in_voice(socket: &mut Ws, sid: &str) {
+    loop {
+        let state = socket.next_of("voice_state").await;
+        if state["sid"] == sid && state["in_voice"] == true {
+            return;
+        }
+    }
+}
+
+fn offer(sdp: &str) -> serde_json::Value {
+    json!({"description": {"type": "offer", "sdp": sdp}})
+}
+
+#[tokio::test]
+async fn signals_pass_only_between_two_members_in_voice() {
+    let server = Server::start().await;
+    let mut ann = Ws::connect(&server.user("ann").await).await;
+    let mut bob = Ws::connect(&server.user("bob").await).await;
+    ann.join("lobby").await;
+    bob.join("lobby").await;
+    ann.next_of("member_joined").await;
+    in_voice(&mut ann, &mut [&mut bob]).await;
+
+    // Bob, not in voice, offers to Ann, who is: refused, and Ann hears nothing.
+    bob.send(json!({"type": "signal", "to": ann.sid(), "data": offer("v=0 listen-in")}))
+        .await;
+    assert_eq!(bob.next_of("error").await["code"], "not_in_voice");
+    // And the other way round.
+    ann.send(json!({"type": "signal", "to": bob.sid(), "data": offer("v=0 unasked")}))
+        .await;
+    assert_eq!(ann.next_of("error").await["code"], "not_in_voice");
+    assert!(ann.quiet_for(SILENCE).await, "Ann received something");
+    assert!(bob.quiet_for(SILENCE).await, "Bob received something");
+
+    // Once both are in voice, signals pass, up to 16 KiB of data.
+    in_voice(&mut bob, &mut [&mut ann]).await;
+    ann.send(json!({"type": "signal", "to": bob.sid(), "data": offer("v=0 hello")}))
+        .await;
+    let relayed = bob.next_of("signal").await;
+    assert_eq!(relayed["from"], ann.sid().as_str());
+    assert_eq!(relayed["data"], offer("v=0 hello"));
+    let largest = json!("x".repeat(MAX_SIGNAL_BYTES - 2));
+    assert_eq!(largest.to_string().len(), MAX_SIGNAL_BYTES);
+    ann.send(json!({"type": "signal", "to": bob.sid(), "data": largest}))
+        .await;
+    assert_eq!(bob.next_of("signal").await["data"], largest);
+
+    // One byte more is refused, and not relayed.
+    let oversize = json!("x".repeat(MAX_SIGNAL_BYTES - 1));
+    ann.send(json!({"type": "signal", "to": bob.sid(), "data": oversize}))
+        .await;
+    assert_eq!(ann.next_of("error").await["code"], "too_large");
+    let seventeen_kib = offer(&"a".repeat(17 * 1024));
+    ann.send(json!({"type": "signal", "to": bob.sid(), "data": seventeen_kib}))
+        .await;
+    assert_eq!(ann.next_of("error").await["code"], "too_large");
+    assert!(bob.quiet_for(SILENCE).await, "an oversize signal was relayed");
+
+    // Someone in another room is not in Ann's room, voice or not.
+    let mut carol = Ws::connect(&server.user("carol").await).await;
+    let mut admin = server.admin().await;
+    let (_, room) = admin.post("/api/rooms", json!({"name": "Elsewhere"})).await;
+    carol.join(room["code"].as_str().unwrap()).await;
+    in_voice(&mut carol, &mut []).await;
+    carol
+        .send(json!({"type": "signal", "to": ann.sid(), "data": offer("v=0")}))
+        .await;
+    assert_eq!(carol.next_of("error").await["code"], "not_in_room");
+}

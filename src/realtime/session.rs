@@ -17,7 +17,7 @@ use super::limits::{Flood, TokenBucket};
 use super::monitor::{Unwatch, Watch};
 use super::protocol::{
     error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction,
-    MAX_CHAT_CHARS, MAX_FRAME_BYTES, MAX_NONCE_CHARS,
+    MAX_CHAT_CHARS, MAX_FRAME_BYTES, MAX_NONCE_CHARS, MAX_SIGNAL_BYTES,
 };
 use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, VoiceChanged};
 use super::room::{self, Room};
@@ -146,6 +146,26 @@ pub fn serve(
 }
 
 type Ctx = ws::WebsocketContext<WsSession>;
+
+/// The length of `data` as JSON, counted without building the text.
+fn encoded_len(data: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a Value to a counter cannot fail; were it to, count it as too big.
+    match serde_json::to_writer(&mut count, data) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
 
 impl WsSession {
     fn send(&self, ctx: &mut Ctx, frame: ServerMsg<'_>) {
@@ -416,6 +436,9 @@ impl WsSession {
     }
 
     fn relay(&mut self, to: SessionId, data: Value, ctx: &mut Ctx) {
+        if encoded_len(&data) > MAX_SIGNAL_BYTES {
+            return self.refuse(ctx, ProtocolError::new("too_large", "signal data is at most 16 KiB"));
+        }
         match &self.room {
             Some(room) => room.addr.do_send(room::Relay {
                 from: self.sid.clone(),

@@ -22,6 +22,7 @@ const MESSAGES = {
   network: 'The server could not be reached. Check your connection and try again.',
   // Codes of WebSocket `error` frames.
   not_in_room: 'You are not in that room any more. Reload the page to join it again.',
+  not_in_voice: 'Voice connections are made only between people in voice.',
   sfu_unavailable: 'This server cannot relay voice, so a direct voice connection is the only way.',
   server_restarting: 'The server is restarting. Reconnecting in a moment…',
   internal: 'The server could not do that. Please try again.',

@@ -171,8 +171,12 @@ function onMoved({ room }) {
   showMessage(byId('room-notice'), `A moderator moved you to “${room.name}”.${voiceNote}`);
 }
 
+/** Signalling refusals from a voice race (a peer left voice or the room meanwhile). */
+const VOICE_RACE_CODES = new Set(['not_in_voice']);
+
 function onSocketError(frame) {
   if (frame.code === 'sfu_unavailable') return; // the voice module reports it
+  if (VOICE_RACE_CODES.has(frame.code)) return;
   if (frame.code === 'rate_limited') chat.failOldestPending();
   const message = messageForCode(frame.code) ?? (frame.message || 'The server refused that.');
   showStatus(composer, message, frame.code === 'server_restarting' ? 'info' : 'error');
