@@ -91,6 +91,15 @@ pub struct CountInRoom {
     pub code: RoomCode,
 }
 
+/// True when `user` has a live socket in room `code` now: the test for
+/// posting to a room from outside the socket (an upload).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct InRoom {
+    pub user: UserId,
+    pub code: RoomCode,
+}
+
 /// How many sessions a user, and an IP, hold now.
 #[derive(Message)]
 #[rtype(result = "(usize, usize)")]
@@ -327,6 +336,16 @@ impl Handler<CountInRoom> for SessionRegistry {
             .values()
             .filter(|e| e.live.room.as_ref() == Some(&msg.code))
             .count()
+    }
+}
+
+impl Handler<InRoom> for SessionRegistry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: InRoom, _: &mut Context<Self>) -> bool {
+        self.sessions
+            .values()
+            .any(|e| e.live.user.id == msg.user && e.live.room.as_ref() == Some(&msg.code))
     }
 }
 
