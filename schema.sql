@@ -118,6 +118,9 @@ CREATE INDEX messages_by_ts ON messages (ts);
 
 -- Files posted in rooms. The bytes live in DATA_DIR/uploads/<stored_as>;
 -- the name a person gave the file is only ever shown, never used as a path.
+-- A file is served at /files/<its room's code>/<token>: the token (128
+-- random bits) cannot be guessed, and the room code is what lets anyone read
+-- the room at all.
 CREATE TABLE uploads (
     id            INTEGER PRIMARY KEY,
     room_id       INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
@@ -126,8 +129,12 @@ CREATE TABLE uploads (
     size          INTEGER NOT NULL,
     content_type  TEXT    NOT NULL,
     stored_as     TEXT    NOT NULL UNIQUE,
+    token         TEXT    NOT NULL UNIQUE,
     created_at    INTEGER NOT NULL
 );
+
+-- Per-user quotas add up a user's files.
+CREATE INDEX uploads_by_user ON uploads (user_id);
 
 CREATE TABLE audit_log (
     id              INTEGER PRIMARY KEY,
@@ -155,9 +162,10 @@ INSERT INTO roles (name, builtin) VALUES ('admin', 1), ('moderator', 1), ('user'
 INSERT INTO permissions (name, builtin) VALUES
     ('admin.users', 1), ('admin.roles', 1), ('admin.logs', 1), ('admin.messages', 1),
     ('sessions.view', 1), ('sessions.kick', 1), ('sessions.move', 1),
-    ('bans.manage', 1), ('rooms.create', 1);
+    ('bans.manage', 1), ('rooms.create', 1), ('files.upload', 1);
 
 INSERT INTO role_permissions (role_id, permission_id)
     SELECT r.id, p.id FROM roles r, permissions p
-    WHERE (r.name = 'moderator' AND p.name IN ('sessions.view', 'sessions.kick', 'sessions.move', 'rooms.create'))
-       OR (r.name IN ('user', 'guest') AND p.name = 'rooms.create');
+    WHERE (r.name = 'moderator' AND p.name IN ('sessions.view', 'sessions.kick', 'sessions.move', 'rooms.create', 'files.upload'))
+       OR (r.name = 'user' AND p.name IN ('rooms.create', 'files.upload'))
+       OR (r.name = 'guest' AND p.name = 'rooms.create');

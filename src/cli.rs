@@ -120,7 +120,7 @@ fn create_user(config: &Config, conn: &mut rusqlite::Connection, args: &CreateUs
     let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
     let account = users::NewAccount::with_password(username, email, hash);
     // The operator may go past MAX_USERS; the limit guards self-registration.
-    let id = db::immediate(conn, |tx| {
+    let id = db::immediate(conn, |tx| -> Result<_, db::DbError> {
         let id = users::create_account(tx, &account, u32::MAX)?;
         if args.admin {
             roles::add_role(tx, id, roles::ADMIN)?;

@@ -12,6 +12,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use url::Url;
 
+/// The unit of the `*_MB` keys.
+const MB: u64 = 1024 * 1024;
+
 /// Google's issuer: the default OIDC provider.
 const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
@@ -48,6 +51,10 @@ const KEYS: &[&str] = &[
     "TURN_CREDENTIAL",
     "TURN_TTL_SECONDS",
     "MAX_UPLOAD_MB",
+    "UPLOAD_RATE_PER_MIN",
+    "UPLOAD_QUOTA_MB",
+    "UPLOAD_TOTAL_MB",
+    "UPLOAD_DISK_RESERVE_MB",
     "WS_MAX_PER_USER",
     "WS_MAX_PER_IP",
     "LOG_FORMAT",
@@ -136,6 +143,13 @@ pub struct Config {
     pub stun_urls: Vec<String>,
     pub turn: Option<TurnConfig>,
     pub max_upload_bytes: u64,
+    /// Uploads per user per sliding minute; 0 is no limit.
+    pub upload_rate_per_min: u32,
+    /// Bytes of files one user may store, and all users together; 0 is no limit.
+    pub upload_quota_bytes: u64,
+    pub upload_total_bytes: u64,
+    /// Free space on the uploads' disk that uploads never use.
+    pub upload_disk_reserve_bytes: u64,
     /// Open WebSockets allowed per user and per client IP; 0 is no limit.
     pub ws_max_per_user: u32,
     pub ws_max_per_ip: u32,
@@ -321,7 +335,11 @@ impl Config {
             chat_burst: s.parse_or("CHAT_BURST", 20)?.max(1),
             stun_urls: s.list("STUN_URLS"),
             turn: turn_config(s)?,
-            max_upload_bytes: s.parse_or("MAX_UPLOAD_MB", 50u64)? * 1024 * 1024,
+            max_upload_bytes: s.parse_or("MAX_UPLOAD_MB", 50u64)? * MB,
+            upload_rate_per_min: s.parse_or("UPLOAD_RATE_PER_MIN", 10)?,
+            upload_quota_bytes: s.parse_or("UPLOAD_QUOTA_MB", 500u64)?.saturating_mul(MB),
+            upload_total_bytes: s.parse_or("UPLOAD_TOTAL_MB", 10_240u64)?.saturating_mul(MB),
+            upload_disk_reserve_bytes: s.parse_or("UPLOAD_DISK_RESERVE_MB", 100u64)?.saturating_mul(MB),
             ws_max_per_user: s.parse_or("WS_MAX_PER_USER", 20)?,
             ws_max_per_ip: s.parse_or("WS_MAX_PER_IP", 0)?,
             log_format: match s.get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
@@ -501,6 +519,10 @@ mod tests {
         assert!(c.oidc.is_none());
         assert_eq!(c.session_idle, Duration::from_secs(1800));
         assert_eq!(c.session_max, Duration::from_secs(12 * 3600));
+        assert_eq!(c.upload_rate_per_min, 10);
+        assert_eq!(c.upload_quota_bytes, 500 * MB);
+        assert_eq!(c.upload_total_bytes, 10_240 * MB);
+        assert_eq!(c.upload_disk_reserve_bytes, 100 * MB);
     }
 
     #[test]

@@ -36,10 +36,16 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// The user's files, or everyone's, would pass their quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     UnsupportedType(String),
     #[error("too many attempts; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The disk that holds files is too full to take this one.
+    #[error("the server is short of disk space for files; try again later or ask an administrator")]
+    InsufficientStorage,
     /// The cause is logged when the response is built, never sent.
     #[error("internal error")]
     Internal(String),
@@ -70,8 +76,10 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "too_large",
+            Self::QuotaExceeded(_) => "quota_exceeded",
             Self::UnsupportedType(_) => "unsupported_type",
             Self::RateLimited { .. } => "rate_limited",
+            Self::InsufficientStorage => "insufficient_storage",
             Self::Internal(_) => "internal",
         }
     }
@@ -87,9 +95,10 @@ impl ResponseError for ApiError {
             }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge(_) | Self::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

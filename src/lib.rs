@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod ip_scope;
 pub mod janitor;
 pub mod logging;
 pub mod metrics;

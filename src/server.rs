@@ -50,6 +50,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         path: config.database_path.display().to_string(),
         source,
     })?;
+    match http::files::remove_partial_uploads(&config.data_dir) {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed partial uploads cut off by an earlier run"),
+        Err(error) => tracing::warn!(%error, "cannot remove partial uploads of an earlier run"),
+    }
     let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
         addr: config.bind,
         source,
@@ -71,6 +76,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),
         guest_logins: SlidingWindow::per_minute(config.guest_rate_per_min),
+        uploads: SlidingWindow::per_minute(config.upload_rate_per_min),
         captcha: CaptchaStore::default(),
         metrics,
         origin: origin.clone(),

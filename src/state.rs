@@ -27,6 +27,8 @@ pub struct AppState {
     pub failed_logins: SlidingWindow,
     /// Guest logins, keyed by IP.
     pub guest_logins: SlidingWindow,
+    /// File uploads, keyed by user.
+    pub uploads: SlidingWindow,
     pub oidc: Option<OidcProvider>,
     pub metrics: Arc<Metrics>,
     /// Commits chat messages and audit events from the live path.

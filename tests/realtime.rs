@@ -259,6 +259,12 @@ async fn signals_pass_only_within_a_room() {
     a.join("lobby").await;
     b.join("lobby").await;
     c.join(&other).await;
+    // Signals pass only between members in voice (tests/trust.rs has the rest).
+    for ws in [&mut a, &mut b, &mut c] {
+        ws.send(json!({"type": "voice", "action": "join"})).await;
+        let own = ws.sid();
+        while ws.next_of("voice_state").await["sid"] != own.as_str() {}
+    }
 
     let data = json!({"description": {"type": "offer", "sdp": "v=0\r\n"}});
     a.send(json!({"type": "signal", "to": b.sid(), "data": data})).await;

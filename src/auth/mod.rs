@@ -1,5 +1,6 @@
 //! Sign-in: passwords, CAPTCHA, rate limits, sessions and CSRF, OIDC.
 
+pub mod authority;
 pub mod captcha;
 pub mod limiter;
 pub mod oidc;
@@ -21,4 +22,5 @@ pub mod perm {
     pub const SESSIONS_MOVE: &str = "sessions.move";
     pub const BANS_MANAGE: &str = "bans.manage";
     pub const ROOMS_CREATE: &str = "rooms.create";
+    pub const FILES_UPLOAD: &str = "files.upload";
 }

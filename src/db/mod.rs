@@ -42,6 +42,37 @@ const MIGRATIONS: &[&str] = &[
          stored_as     TEXT    NOT NULL UNIQUE,
          created_at    INTEGER NOT NULL
      );",
+    // 3 -> 4: files are served at /files/<room code>/<random token> instead of
+    // their sequential id (existing files get tokens, and the messages that
+    // carry them the new url); the built-in permission files.upload, for the
+    // user and moderator roles.
+    "CREATE TABLE uploads_next (
+         id            INTEGER PRIMARY KEY,
+         room_id       INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+         user_id       INTEGER REFERENCES users (id) ON DELETE SET NULL,
+         name          TEXT    NOT NULL,
+         size          INTEGER NOT NULL,
+         content_type  TEXT    NOT NULL,
+         stored_as     TEXT    NOT NULL UNIQUE,
+         token         TEXT    NOT NULL UNIQUE,
+         created_at    INTEGER NOT NULL
+     );
+     INSERT INTO uploads_next (id, room_id, user_id, name, size, content_type, stored_as, token, created_at)
+         SELECT id, room_id, user_id, name, size, content_type, stored_as, lower(hex(randomblob(16))), created_at
+         FROM uploads;
+     DROP TABLE uploads;
+     ALTER TABLE uploads_next RENAME TO uploads;
+     CREATE INDEX uploads_by_user ON uploads (user_id);
+     UPDATE messages SET attachment = json_set(attachment, '$.url',
+         (SELECT '/files/' || r.code || '/' || u.token FROM uploads u JOIN rooms r ON r.id = u.room_id
+          WHERE u.id = json_extract(messages.attachment, '$.id')))
+     WHERE attachment IS NOT NULL
+       AND EXISTS (SELECT 1 FROM uploads u WHERE u.id = json_extract(messages.attachment, '$.id'));
+     INSERT OR IGNORE INTO permissions (name, builtin) VALUES ('files.upload', 1);
+     UPDATE permissions SET builtin = 1 WHERE name = 'files.upload';
+     INSERT OR IGNORE INTO role_permissions (role_id, permission_id)
+         SELECT r.id, p.id FROM roles r, permissions p
+         WHERE r.name IN ('moderator', 'user') AND p.name = 'files.upload';",
 ];
 
 pub const LATEST_VERSION: u32 = 1 + MIGRATIONS.len() as u32;
@@ -98,8 +129,10 @@ pub fn open(path: &Path) -> Result<Pool, DbError> {
 /// "database is locked", and WAL's safe-on-crash `synchronous=NORMAL`.
 /// No connection checkpoints on commit: the writer's checkpoint thread does
 /// (db::writer), so no request or delivery waits on a checkpoint's fsync.
+/// `ip_scope()` lets queries match addresses as bans do (crate::ip_scope).
 fn configure_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    crate::ip_scope::register(conn)?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")
 }
 
@@ -168,13 +201,17 @@ pub fn to_time(ms: i64) -> DateTime<Utc> {
 
 /// Runs `f` in an IMMEDIATE transaction: the write lock is taken up front,
 /// so a check-then-insert (such as the user limit) cannot race another writer.
-pub fn immediate<T>(
+/// `f` may refuse with any error that a `DbError` converts into (such as an
+/// `ApiError` from an authority check); a refusal rolls everything back.
+pub fn immediate<T, E: From<DbError>>(
     conn: &mut Connection,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, DbError>,
-) -> Result<T, DbError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(DbError::from)?;
     let value = f(&tx)?;
-    tx.commit()?;
+    tx.commit().map_err(DbError::from)?;
     Ok(value)
 }
 
@@ -276,6 +313,44 @@ mod tests {
         migrate(&mut old).unwrap();
         let name: String = old.query_row("SELECT username FROM users", [], |r| r.get(0)).unwrap();
         assert_eq!(name, "kept");
+    }
+
+    #[test]
+    fn files_get_tokens_and_their_messages_the_new_url() {
+        let mut old = Connection::open_in_memory().unwrap();
+        configure_connection(&mut old).unwrap();
+        old.execute_batch(include_str!("schema_history/v1.sql")).unwrap();
+        old.execute_batch(MIGRATIONS[0]).unwrap();
+        old.execute_batch(MIGRATIONS[1]).unwrap();
+        old.pragma_update(None, "user_version", 3).unwrap();
+        old.execute_batch(
+            "INSERT INTO rooms (code, name, created_at) VALUES ('k7mq-x3tn-9wbe', 'Team', 1);
+             INSERT INTO uploads (id, room_id, name, size, content_type, stored_as, created_at)
+                 VALUES (7, 2, 'a.png', 3, 'image/png', 'disk-name', 1);
+             INSERT INTO messages (room_id, username, text, ts, ip, attachment)
+                 VALUES (2, 'ann', 'a.png', 1, '::1', '{\"id\":7,\"url\":\"/files/7\",\"name\":\"a.png\"}');",
+        )
+        .unwrap();
+        migrate(&mut old).unwrap();
+        let token: String = old
+            .query_row("SELECT token FROM uploads WHERE id = 7", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(token.len(), 32, "128 random bits, in hex");
+        let url: String = old
+            .query_row("SELECT json_extract(attachment, '$.url') FROM messages", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(url, format!("/files/k7mq-x3tn-9wbe/{token}"));
+        let user_may_upload: bool = old
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM role_permissions rp JOIN roles r ON r.id = rp.role_id
+                 JOIN permissions p ON p.id = rp.permission_id WHERE r.name = 'user' AND p.name = 'files.upload')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(user_may_upload);
     }
 
     #[test]

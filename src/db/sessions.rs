@@ -89,8 +89,16 @@ pub fn delete_others(conn: &Connection, user: UserId, keep: i64) -> Result<usize
     )?)
 }
 
+/// Ends every session created from the scope of `ip` (IPv6: its /64).
 pub fn delete_for_ip(conn: &Connection, ip: &str) -> Result<usize, DbError> {
-    Ok(conn.execute("DELETE FROM sessions WHERE ip = ?1", [ip])?)
+    Ok(conn.execute("DELETE FROM sessions WHERE ip_scope(ip) = ip_scope(?1)", [ip])?)
+}
+
+/// The users with a login session created from the scope of `ip`.
+pub fn users_in_scope(conn: &Connection, ip: &str) -> Result<Vec<UserId>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT user_id FROM sessions WHERE ip_scope(ip) = ip_scope(?1)")?;
+    let rows = stmt.query_map([ip], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Deletes every session past its idle timeout or lifetime.

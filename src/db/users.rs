@@ -109,6 +109,19 @@ pub fn get(conn: &Connection, id: UserId) -> Result<User, DbError> {
     with_grants(conn, user)
 }
 
+/// The users with these ids as they are now; an id with no user is skipped.
+pub fn get_each(conn: &Connection, ids: &[UserId]) -> Result<Vec<User>, DbError> {
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        match get(conn, *id) {
+            Ok(user) => found.push(user),
+            Err(DbError::NotFound) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(found)
+}
+
 /// Finds an account by username (any case) or email.
 pub fn find_credentials(conn: &Connection, login: &str) -> Result<Option<Credentials>, DbError> {
     let email = crate::config::normalise_email(login);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use actix::{Actor, Addr, Context, Handler, Message};
 
-use super::protocol::{LiveSession, ServerMsg};
+use super::protocol::{error_frame, LiveSession, ProtocolError, ServerMsg};
 use super::session::{Deliver, WsSession};
 use crate::ids::SessionId;
 
@@ -24,6 +24,14 @@ pub enum RegistryEvent {
 pub struct Watch {
     pub sid: SessionId,
     pub addr: Addr<WsSession>,
+}
+
+/// A watcher lost `sessions.view`: it is dropped and told `forbidden`
+/// before the next change goes out.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unwatch {
+    pub sid: SessionId,
 }
 
 #[derive(Default)]
@@ -86,5 +94,19 @@ impl Handler<Watch> for AdminMonitor {
         sessions.sort_by_key(|s| s.connected_at);
         msg.addr.do_send(Deliver(ServerMsg::Sessions { sessions }.encode()));
         self.watchers.insert(msg.sid, msg.addr);
+    }
+}
+
+impl Handler<Unwatch> for AdminMonitor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unwatch, _: &mut Context<Self>) {
+        if let Some(addr) = self.watchers.remove(&msg.sid) {
+            let notice = ProtocolError::new(
+                "forbidden",
+                "watching sessions needs sessions.view, which you no longer hold",
+            );
+            addr.do_send(Deliver(error_frame(&notice)));
+        }
     }
 }

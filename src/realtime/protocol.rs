@@ -18,6 +18,9 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub const MAX_CHAT_CHARS: usize = 4000;
 /// A client's nonce is echoed back, so it is kept short.
 pub const MAX_NONCE_CHARS: usize = 128;
+/// A `signal`'s data, JSON-encoded: an SDP offer with its candidates fits
+/// with room to spare.
+pub const MAX_SIGNAL_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -164,6 +167,10 @@ pub enum ServerMsg<'a> {
     },
     Moved {
         room: &'a RoomInfo,
+    },
+    /// The user's roles, permissions or admin flag changed: the fresh record.
+    User {
+        user: &'a User,
     },
     Error {
         code: &'a str,

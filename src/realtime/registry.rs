@@ -1,20 +1,24 @@
 //! The SessionRegistry actor owns who is connected where: every live
 //! WebSocket session (user, IP, user agent, room, voice state) and the
-//! directory of live room actors. Admin control (kick, move, ban) acts
-//! through it, and the admin monitor hears every change from it.
+//! directory of live room actors. Admin control (kick, move, ban, changes
+//! of authority) acts through it, and the admin monitor hears every change
+//! from it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 
-use super::monitor::{AdminMonitor, RegistryEvent};
+use super::monitor::{AdminMonitor, RegistryEvent, Unwatch};
 use super::protocol::{LiveSession, RoomInfo};
 use super::room::{self, Room};
 use super::session::{self, WsSession};
+use crate::auth::perm;
+use crate::db::users::User;
 use crate::db::writer::Writer;
 use crate::db::Pool;
 use crate::ids::{RoomCode, SessionId, UserId};
+use crate::ip_scope;
 use crate::metrics::Metrics;
 
 /// A session connected; it is live until [`Disconnect`].
@@ -87,6 +91,15 @@ pub struct CountInRoom {
     pub code: RoomCode,
 }
 
+/// True when `user` has a live socket in room `code` now: the test for
+/// posting to a room from outside the socket (an upload).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct InRoom {
+    pub user: UserId,
+    pub code: RoomCode,
+}
+
 /// How many sessions a user, and an IP, hold now.
 #[derive(Message)]
 #[rtype(result = "(usize, usize)")]
@@ -102,7 +115,8 @@ pub enum Target {
     User(UserId),
     /// Every socket opened with one login session (logout ends them).
     Login(i64),
-    /// Every session of a user, and every session from an address.
+    /// Every session of a user, and every session from an address's ban
+    /// scope (crate::ip_scope: IPv6 by /64).
     Banned {
         user: Option<UserId>,
         ip: Option<String>,
@@ -131,6 +145,16 @@ pub struct Move {
 #[rtype(result = "usize")]
 pub struct Shutdown {
     pub reason: String,
+}
+
+/// These users' roles, permissions or admin flag changed (committed): their
+/// sockets act on the fresh records at once, and their admin watchers that
+/// lost `sessions.view` are dropped before the next change goes out. Send
+/// it and await it, so the change is in force when the request answers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AuthorityChanged {
+    pub users: Vec<User>,
 }
 
 struct Entry {
@@ -191,7 +215,8 @@ impl SessionRegistry {
             Target::User(user) => entry.live.user.id == *user,
             Target::Login(login) => entry.login_session == *login,
             Target::Banned { user, ip } => {
-                user.is_some_and(|u| u == entry.live.user.id) || ip.as_deref().is_some_and(|ip| ip == entry.live.ip)
+                user.is_some_and(|u| u == entry.live.user.id)
+                    || ip.as_deref().is_some_and(|ip| ip_scope::covers(ip, &entry.live.ip))
             }
         }
     }
@@ -314,6 +339,16 @@ impl Handler<CountInRoom> for SessionRegistry {
     }
 }
 
+impl Handler<InRoom> for SessionRegistry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: InRoom, _: &mut Context<Self>) -> bool {
+        self.sessions
+            .values()
+            .any(|e| e.live.user.id == msg.user && e.live.room.as_ref() == Some(&msg.code))
+    }
+}
+
 impl Handler<CountFor> for SessionRegistry {
     type Result = MessageResult<CountFor>;
 
@@ -366,5 +401,24 @@ impl Handler<Shutdown> for SessionRegistry {
             });
         }
         self.sessions.len()
+    }
+}
+
+impl Handler<AuthorityChanged> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: AuthorityChanged, _: &mut Context<Self>) {
+        for user in msg.users {
+            let may_watch = user.can(perm::SESSIONS_VIEW);
+            for entry in self.sessions.values().filter(|e| e.live.user.id == user.id) {
+                if !may_watch {
+                    // Ahead of any later event in the monitor's mailbox.
+                    self.monitor.do_send(Unwatch {
+                        sid: entry.live.sid.clone(),
+                    });
+                }
+                entry.addr.do_send(session::Reauthorized { user: user.clone() });
+            }
+        }
     }
 }

@@ -168,6 +168,10 @@ impl Room {
         }
     }
 
+    fn refuse_relay(&self, from: &SessionId, code: &'static str, message: &str) {
+        self.send_to(from, error_frame(&ProtocolError::new(code, message)));
+    }
+
     fn remove(&mut self, sid: &SessionId) {
         if self.members.remove(sid).is_some() {
             let frame = ServerMsg::MemberLeft { sid }.encode();
@@ -346,23 +350,29 @@ impl Handler<Voice> for Room {
 impl Handler<Relay> for Room {
     type Result = ();
 
-    /// Passes signalling only between two members of this room.
+    /// Passes signalling only between two members of this room who are both
+    /// in voice: a member who never joined voice cannot open a connection
+    /// to someone's microphone, nor be called without having joined.
     fn handle(&mut self, msg: Relay, _: &mut Context<Self>) {
-        let both_here = self.members.contains_key(&msg.from) && msg.from != msg.to;
-        match self.members.get(&msg.to).filter(|_| both_here) {
-            Some(seat) => {
-                let frame = ServerMsg::Signal {
-                    from: &msg.from,
-                    data: &msg.data,
-                }
-                .encode();
-                let _ = seat.addr.try_send(Deliver(frame));
-            }
-            None => {
-                let refused = ProtocolError::new("not_in_room", "that session is not in your room");
-                self.send_to(&msg.from, error_frame(&refused));
-            }
+        let (Some(from), Some(to)) = (self.members.get(&msg.from), self.members.get(&msg.to)) else {
+            return self.refuse_relay(&msg.from, "not_in_room", "that session is not in your room");
+        };
+        if msg.from == msg.to {
+            return self.refuse_relay(&msg.from, "not_in_room", "that session is not in your room");
         }
+        if !(from.member.in_voice && to.member.in_voice) {
+            return self.refuse_relay(
+                &msg.from,
+                "not_in_voice",
+                "signals pass only between two members in voice",
+            );
+        }
+        let frame = ServerMsg::Signal {
+            from: &msg.from,
+            data: &msg.data,
+        }
+        .encode();
+        let _ = to.addr.try_send(Deliver(frame));
     }
 }
 

@@ -14,16 +14,17 @@ use serde_json::{json, Value};
 
 use super::ice;
 use super::limits::{Flood, TokenBucket};
-use super::monitor::Watch;
+use super::monitor::{Unwatch, Watch};
 use super::protocol::{
     error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction,
-    MAX_CHAT_CHARS, MAX_FRAME_BYTES, MAX_NONCE_CHARS,
+    MAX_CHAT_CHARS, MAX_FRAME_BYTES, MAX_NONCE_CHARS, MAX_SIGNAL_BYTES,
 };
 use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, VoiceChanged};
 use super::room::{self, Room};
 use crate::auth::perm;
 use crate::auth::session::Auth;
 use crate::auth::tokens::random_token;
+use crate::db::users::User;
 use crate::db::{self, audit::Event, messages::NewMessage, rooms, sessions};
 use crate::error::ApiError;
 use crate::ids::{RoomCode, SessionId};
@@ -83,6 +84,14 @@ pub struct ServerStopping {
     pub reason: String,
 }
 
+/// The user's authority changed: the session acts on the fresh record from
+/// now on, and tells the client with a `user` frame.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reauthorized {
+    pub user: User,
+}
+
 struct InRoom {
     info: RoomInfo,
     addr: Addr<Room>,
@@ -137,6 +146,26 @@ pub fn serve(
 }
 
 type Ctx = ws::WebsocketContext<WsSession>;
+
+/// The length of `data` as JSON, counted without building the text.
+fn encoded_len(data: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a Value to a counter cannot fail; were it to, count it as too big.
+    match serde_json::to_writer(&mut count, data) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
 
 impl WsSession {
     fn send(&self, ctx: &mut Ctx, frame: ServerMsg<'_>) {
@@ -407,6 +436,9 @@ impl WsSession {
     }
 
     fn relay(&mut self, to: SessionId, data: Value, ctx: &mut Ctx) {
+        if encoded_len(&data) > MAX_SIGNAL_BYTES {
+            return self.refuse(ctx, ProtocolError::new("too_large", "signal data is at most 16 KiB"));
+        }
         match &self.room {
             Some(room) => room.addr.do_send(room::Relay {
                 from: self.sid.clone(),
@@ -533,5 +565,20 @@ impl Handler<ServerStopping> for WsSession {
     fn handle(&mut self, msg: ServerStopping, ctx: &mut Ctx) {
         self.refuse(ctx, ProtocolError::new("server_restarting", msg.reason));
         self.close(ctx, CloseCode::Restart, "server restarting");
+    }
+}
+
+impl Handler<Reauthorized> for WsSession {
+    type Result = ();
+
+    /// The registry has already dropped this session from the monitor if it
+    /// lost `sessions.view`; this second `Unwatch` comes after any `Watch`
+    /// this session sent before it knew, so that one cannot linger either.
+    fn handle(&mut self, msg: Reauthorized, ctx: &mut Ctx) {
+        self.auth.user = msg.user;
+        self.send(ctx, ServerMsg::User { user: &self.auth.user });
+        if !self.auth.user.can(perm::SESSIONS_VIEW) {
+            self.state.monitor.do_send(Unwatch { sid: self.sid.clone() });
+        }
     }
 }

@@ -174,6 +174,9 @@ pub struct Api {
     pub http: reqwest::Client,
     pub jar: Arc<Jar>,
     pub csrf: Option<String>,
+    /// Sent as X-Forwarded-For (HTTP and WebSocket): the client address the
+    /// server sees when it trusts 127.0.0.1 as a proxy (TRUSTED_PROXIES).
+    pub forwarded_for: Option<String>,
 }
 
 impl Api {
@@ -190,6 +193,7 @@ impl Api {
             http,
             jar,
             csrf: None,
+            forwarded_for: None,
         }
     }
 
@@ -209,6 +213,9 @@ impl Api {
             .http
             .request(method.clone(), format!("{}{path}", self.base))
             .header("Origin", &self.base);
+        if let Some(ip) = &self.forwarded_for {
+            req = req.header("X-Forwarded-For", ip);
+        }
         if method != Method::GET {
             if let Some(token) = &self.csrf {
                 req = req.header("X-CSRF-Token", token);
@@ -457,6 +464,9 @@ impl Ws {
         if let Some(origin) = origin {
             request.headers_mut().insert("Origin", origin.parse().unwrap());
         }
+        if let Some(ip) = &api.forwarded_for {
+            request.headers_mut().insert("X-Forwarded-For", ip.parse().unwrap());
+        }
         match tokio_tungstenite::connect_async(request).await {
             Ok((stream, _)) => {
                 let mut ws = Ws {
@@ -535,8 +545,10 @@ impl Ws {
     pub async fn next_event(&mut self, wait: Duration) -> Event {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
+        // One deadline for the whole wait: the server's pings must not re-arm it.
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match tokio::time::timeout(wait, self.stream.next()).await {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
                 Err(_) => return Event::Timeout,
                 Ok(None) => return Event::Closed(None),
                 Ok(Some(Err(_))) => return Event::Closed(None),
@@ -552,4 +564,31 @@ pub enum Event {
     Frame(Value),
     Closed(Option<u16>),
     Timeout,
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the trust-boundary tests: clients at chosen addresses.
+// ---------------------------------------------------------------------------
+
+impl Server {
+    /// A fresh client that says it comes from `ip` (X-Forwarded-For); the
+    /// server must trust 127.0.0.1 (`TRUSTED_PROXIES`) to believe it.
+    pub fn client_from(&self, ip: &str) -> Api {
+        let mut api = self.client();
+        api.forwarded_for = Some(ip.to_owned());
+        api
+    }
+
+    /// A registered, signed-in account whose requests come from `ip`.
+    pub async fn user_from(&self, username: &str, ip: &str) -> Api {
+        let mut api = self.client_from(ip);
+        let (status, body) = api
+            .post(
+                "/api/auth/register",
+                json!({"username": username, "email": format!("{username}@example.org"), "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "register {username}: {body}");
+        api
+    }
 }

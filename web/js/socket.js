@@ -167,6 +167,10 @@ export class Socket {
       case 'moved':
         if (frame.room?.code) this.room = frame.room.code;
         break;
+      case 'user':
+        // An admin changed this user's roles or permissions: the fresh record.
+        if (frame.user) this.user = frame.user;
+        break;
       case 'error':
         if (frame.code === 'server_restarting') this.restarting = true;
         break;

@@ -202,10 +202,17 @@ export class Voice {
     if (!peer) {
       // Only an offer starts a connection; a late candidate of a closed one does not.
       if (frame.data.description?.type !== 'offer') return;
+      // Answering an offer sends this microphone: only to someone the member list
+      // shows in voice (the server checks as well; this side does not rely on it).
+      if (!this.isShownInVoice(frame.from)) return;
       peer = new Peer(this, frame.from, { initiator: false });
       this.peers.set(frame.from, peer);
     }
     peer.receive(frame.data);
+  }
+
+  isShownInVoice(sid) {
+    return this.members().some((member) => member.sid === sid && member.in_voice);
   }
 
   sendSignal(to, data) {

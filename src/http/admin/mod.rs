@@ -7,6 +7,24 @@ mod users;
 
 use actix_web::web;
 
+use crate::db::users::User;
+use crate::error::ApiError;
+use crate::realtime::registry::AuthorityChanged;
+use crate::state::AppState;
+
+/// Puts a committed change of these users' roles, permissions or admin flag
+/// in force on their live sockets before the request answers.
+async fn authority_changed(state: &AppState, users: Vec<User>) -> Result<(), ApiError> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    state
+        .registry
+        .send(AuthorityChanged { users })
+        .await
+        .map_err(ApiError::internal)
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     live::configure(cfg);
     users::configure(cfg);

@@ -1,13 +1,18 @@
 //! Account management: list and search, promote and demote, assign roles,
-//! delete.
+//! delete. Every change passes the privilege hierarchy (auth::authority),
+//! checked against the actor as the transaction reads it.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::perm;
+use rusqlite::Connection;
+
 use crate::auth::session::Auth;
-use crate::db::{self, audit::Event, roles, sessions, users, DbError};
+use crate::auth::{authority, perm};
+use crate::db::roles::{self, Role};
+use crate::db::users::User;
+use crate::db::{self, audit::Event, sessions, users, DbError};
 use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::ids::UserId;
@@ -53,8 +58,10 @@ struct UpdateRequest {
     roles: Option<Vec<String>>,
 }
 
-/// Promotes, demotes or sets the roles of a user. The last admin cannot be
-/// demoted: the server would have nobody left to manage it.
+/// Promotes, demotes or sets the roles of a user. `roles` replaces the
+/// user's roles, then `is_admin` adds or removes `admin`; each role that
+/// comes or goes must be one the actor may hand out, the target must be one
+/// the actor may act on, and the last admin cannot be demoted.
 async fn update(
     state: web::Data<AppState>,
     auth: Auth,
@@ -70,19 +77,23 @@ async fn update(
     }
     let ip = ip.to_string();
     let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
-        Ok(db::immediate(conn, |tx| {
+        db::immediate(conn, |tx| {
+            let actor = users::get(tx, auth.user.id)?;
+            authority::require(&actor, perm::ADMIN_USERS)?;
+            if request.roles.is_some() {
+                authority::require(&actor, perm::ADMIN_ROLES)?;
+            }
             let before = users::get(tx, target)?;
-            if let Some(names) = &request.roles {
-                roles::set_roles(tx, target, names)?;
+            authority::may_act_on(&actor, before.is_admin)?;
+            let wanted = wanted_roles(tx, &before, &request)?;
+            for changed in changed_roles(tx, &before.roles, &wanted)? {
+                authority::may_hand_out(&actor, &changed)?;
             }
-            match request.is_admin {
-                Some(true) => roles::add_role(tx, target, roles::ADMIN)?,
-                Some(false) => roles::remove_role(tx, target, roles::ADMIN)?,
-                None => {}
-            }
+            let names: Vec<String> = wanted.iter().map(|r| r.name.clone()).collect();
+            roles::set_roles(tx, target, &names)?;
             let after = users::get(tx, target)?;
-            if before.is_admin && !after.is_admin && roles::count_admins(tx)? == 0 {
-                return Err(DbError::Conflict("the last admin cannot be demoted".into()));
+            if before.is_admin && !after.is_admin {
+                authority::keep_an_admin(tx, "the last admin cannot be demoted")?;
             }
             Event::new("user_update")
                 .by(auth.user.id, &auth.user.username)
@@ -94,14 +105,49 @@ async fn update(
                 }))
                 .record(tx)?;
             Ok(after)
-        })?)
+        })
     })
     .await?;
+    super::authority_changed(&state, vec![user.clone()]).await?;
     Ok(HttpResponse::Ok().json(json!({"user": user})))
 }
 
+/// The roles `request` asks for: `roles` (each must exist) in place of the
+/// current ones, then the admin role added or removed for `is_admin`.
+fn wanted_roles(conn: &Connection, before: &User, request: &UpdateRequest) -> Result<Vec<Role>, DbError> {
+    let names = request.roles.as_ref().unwrap_or(&before.roles);
+    let mut wanted = names
+        .iter()
+        .map(|name| roles::role_named(conn, name))
+        .collect::<Result<Vec<_>, _>>()?;
+    match request.is_admin {
+        Some(true) if !wanted.iter().any(|r| r.name == roles::ADMIN) => {
+            wanted.push(roles::role_named(conn, roles::ADMIN)?);
+        }
+        Some(false) => wanted.retain(|r| r.name != roles::ADMIN),
+        _ => {}
+    }
+    Ok(wanted)
+}
+
+/// The roles given (in `wanted`, not held now) and taken (held now, not in
+/// `wanted`): each is a hand-out the actor must be entitled to.
+fn changed_roles(conn: &Connection, current: &[String], wanted: &[Role]) -> Result<Vec<Role>, DbError> {
+    let given = wanted.iter().filter(|r| !current.contains(&r.name)).cloned();
+    let taken = current
+        .iter()
+        .filter(|name| !wanted.iter().any(|r| &r.name == *name))
+        .map(|name| roles::role_named(conn, name));
+    let mut changed: Vec<Role> = given.collect();
+    for role in taken {
+        changed.push(role?);
+    }
+    Ok(changed)
+}
+
 /// Deletes an account; its sessions end with it. An admin cannot delete
-/// their own account this way.
+/// their own account this way, only an admin deletes an admin, and the last
+/// admin stays.
 async fn delete(
     state: web::Data<AppState>,
     auth: Auth,
@@ -115,17 +161,23 @@ async fn delete(
     }
     let ip = ip.to_string();
     db::run(&state.pool, move |conn| -> Result<(), ApiError> {
-        Ok(db::immediate(conn, |tx| {
+        db::immediate(conn, |tx| {
+            let actor = users::get(tx, auth.user.id)?;
+            authority::require(&actor, perm::ADMIN_USERS)?;
             let user = users::get(tx, target)?;
+            authority::may_act_on(&actor, user.is_admin)?;
             sessions::delete_for_user(tx, target)?;
             users::delete(tx, target)?;
-            Event::new("user_delete")
+            if user.is_admin {
+                authority::keep_an_admin(tx, "the last admin cannot be deleted")?;
+            }
+            Ok(Event::new("user_delete")
                 .by(auth.user.id, &auth.user.username)
                 .ip(&ip)
                 .target(target)
                 .details(json!({"username": user.username, "email": user.email}))
-                .record(tx)
-        })?)
+                .record(tx)?)
+        })
     })
     .await?;
     state.registry.do_send(Kick {

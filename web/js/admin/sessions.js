@@ -27,11 +27,14 @@ export function initSessions({ user, socket }) {
   const sessions = new Map();
   let watching = false;
 
-  const can = {
-    kick: hasPermission(user, 'sessions.kick'),
-    move: hasPermission(user, 'sessions.move'),
-    ban: hasPermission(user, 'bans.manage'),
-  };
+  const can = {};
+  allowActions(user);
+
+  function allowActions(current) {
+    can.kick = hasPermission(current, 'sessions.kick');
+    can.move = hasPermission(current, 'sessions.move');
+    can.ban = hasPermission(current, 'bans.manage');
+  }
 
   const kickDialog = formDialog(byId('kick-dialog'), {
     action: (session, form) =>
@@ -77,8 +80,19 @@ export function initSessions({ user, socket }) {
   socket.on('session_gone', ({ sid }) => {
     if (sessions.delete(sid)) render();
   });
+  socket.on('user', ({ user: current }) => {
+    if (!current) return;
+    allowActions(current);
+    render();
+  });
   socket.on('error', (frame) => {
-    if (watching && frame.code === 'forbidden') feedback(result, 'You may not watch the live sessions.', 'error');
+    if (!watching || frame.code !== 'forbidden') return;
+    // Refused, or the permission was taken away while watching: the list
+    // stops following, so it is not left on screen to look current.
+    watching = false;
+    sessions.clear();
+    render();
+    feedback(result, 'You may not watch the live sessions.', 'error');
   });
 
   function ban(session) {
@@ -94,7 +108,8 @@ export function initSessions({ user, socket }) {
     const rows = [...sessions.values()].map(row);
     fillTable(body, rows, 'Nobody is connected.');
     const n = sessions.size;
-    if (socket.state === 'open') setText(status, `Live · ${n} session${n === 1 ? '' : 's'}`);
+    if (socket.state !== 'open') return;
+    setText(status, watching ? `Live · ${n} session${n === 1 ? '' : 's'}` : 'Not following the live sessions.');
   }
 
   function row(session) {

@@ -8,7 +8,7 @@ import { describeError, messageForCode } from '../errors.js';
 import { clearStatus, onSubmit, showStatus } from '../forms.js';
 import { MemberList } from '../members.js';
 import { CHOOSE_USERNAME, LOGIN, roomPath } from '../paths.js';
-import { needsUsername, reloadWhenRestoredFromCache, requireUser } from '../session.js';
+import { hasPermission, needsUsername, reloadWhenRestoredFromCache, requireUser } from '../session.js';
 import { Socket } from '../socket.js';
 import { showAccountNav, wireSignOut } from '../topbar.js';
 import { Voice, VoiceError } from '../voice.js';
@@ -89,6 +89,7 @@ async function start() {
       return;
     }
     showAccountNav(user);
+    showUploadTools(user);
     if (!roomCode) {
       showMessage(notice, 'This address does not name a room. Check the link you were given.');
       return;
@@ -136,6 +137,17 @@ function wireSocket() {
   });
   socket.on('moved', onMoved);
   socket.on('error', onSocketError);
+  // An admin changed this user's roles or permissions.
+  socket.on('user', ({ user: current }) => {
+    if (!current) return;
+    user = current;
+    showUploadTools(current);
+  });
+}
+
+/** Files and voice notes are for those who hold `files.upload` (guests do not, by default). */
+function showUploadTools(current) {
+  show(byId('attach-tools'), hasPermission(current, 'files.upload'));
 }
 
 async function onJoined(frame) {
@@ -171,8 +183,12 @@ function onMoved({ room }) {
   showMessage(byId('room-notice'), `A moderator moved you to “${room.name}”.${voiceNote}`);
 }
 
+/** Signalling refusals from a voice race (a peer left voice or the room meanwhile). */
+const VOICE_RACE_CODES = new Set(['not_in_voice']);
+
 function onSocketError(frame) {
   if (frame.code === 'sfu_unavailable') return; // the voice module reports it
+  if (VOICE_RACE_CODES.has(frame.code)) return;
   if (frame.code === 'rate_limited') chat.failOldestPending();
   const message = messageForCode(frame.code) ?? (frame.message || 'The server refused that.');
   showStatus(composer, message, frame.code === 'server_restarting' ? 'info' : 'error');
@@ -225,6 +241,9 @@ function endSession(state, reason) {
 
 function enableRoomControls(enabled) {
   byId('voice-join').disabled = !enabled && !voice.inVoice;
+  // The server takes files only from someone in the room right now.
+  byId('attach-file').disabled = !enabled;
+  byId('record-note').disabled = !enabled;
 }
 
 // The message box
