@@ -513,6 +513,39 @@ async fn successful_logins_do_not_count_toward_the_limit() {
 }
 
 #[tokio::test]
+async fn names_refuse_direction_overrides_and_invisible_characters() {
+    let server = Server::start().await;
+    for name in [
+        "nimda\u{202E}",
+        "\u{202E}nimda",
+        "\u{2067}admin\u{2069}",
+        "ad\u{200B}min",
+        "admin\u{200D}",
+        "\u{FEFF}admin",
+        "ad\u{2060}min",
+        "\u{3164}",
+    ] {
+        let mut api = server.client();
+        let (status, body) = api.post("/api/auth/guest", json!({"name": name})).await;
+        assert_error(status, &body, 400, "bad_request");
+        assert!(api.session_cookie().is_none(), "{name:?}");
+    }
+    let mut ann = server.user("ann").await;
+    for name in ["Team\u{202E}", "ad\u{200C}min", "x\u{2028}y"] {
+        let (status, body) = ann.post("/api/rooms", json!({"name": name})).await;
+        assert_error(status, &body, 400, "bad_request");
+    }
+    // Right-to-left scripts themselves are fine.
+    let (status, body) = ann.post("/api/rooms", json!({"name": "שלום"})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server
+        .client()
+        .post("/api/auth/guest", json!({"name": "مرحبا 👋"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
 async fn max_users_blocks_registration_but_not_guests() {
     let server = Server::start_with(&[("MAX_USERS", "2")]).await;
     server.guest("early guest").await;
