@@ -1,4 +1,4 @@
-//! OpenID Connect sign-in against a real local provider (tests/oidc/provider.mjs): the redirect with state, nonce and PKCE, first sign-in and choosing a username, returning users, unverified emails, ADMIN_EMAIL, tampered or replayed state, provider errors, a wrong client secret, and MAX_USERS.
+//! OpenID Connect sign-in against a real local provider (tests/oidc/provider.mjs): the redirect with state, nonce and PKCE, first sign-in and choosing a username, returning users, unverified emails, ADMIN_EMAIL granted once on a verified address, tampered or replayed state, provider errors, a wrong client secret, and MAX_USERS.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -253,6 +253,7 @@ async fn first_sign_in_chooses_a_username_and_later_ones_go_home() {
     let mut admin = server.client();
     let trip = round_trip(&server, &admin).await;
     assert_eq!(trip.landing, "/choose-username");
+    assert_eq!(admin.me().await["is_admin"], true, "a verified ADMIN_EMAIL");
     let logs = admin.logs(&[("user", &user["id"].to_string())]).await;
     let actions: Vec<&str> = logs["entries"]
         .as_array()
@@ -334,6 +335,79 @@ async fn the_admin_email_identity_becomes_an_admin() {
     let mut other = server.client();
     round_trip(&server, &other).await;
     assert_eq!(other.me().await["is_admin"], false);
+}
+
+/// The ADMIN_EMAIL of the tests below: not the fixture admin's address, so
+/// that both accounts can exist.
+const BOSS_EMAIL: &str = "boss@example.org";
+
+async fn set_admin(admin: &mut Api, user: &Value, is_admin: bool) {
+    let (status, body) = admin
+        .patch(
+            &format!("/api/admin/users/{}", user["id"]),
+            json!({"is_admin": is_admin}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["is_admin"], is_admin, "{body}");
+}
+
+#[tokio::test]
+async fn an_admin_made_by_admin_email_stays_demoted_at_the_next_sign_in() {
+    let provider = Provider::start().await;
+    provider
+        .set_identity(json!({"sub": "boss", "email": "Boss@Example.org", "email_verified": true}))
+        .await;
+    let server = start(&provider, &[("ADMIN_EMAIL", BOSS_EMAIL)]).await;
+    let mut boss = server.client();
+    round_trip(&server, &boss).await;
+    let me = boss.me().await;
+    assert_eq!(me["is_admin"], true, "created with a verified ADMIN_EMAIL: {me}");
+
+    let mut admin = server.admin().await;
+    set_admin(&mut admin, &me, false).await;
+    let mut again = server.client();
+    let trip = round_trip(&server, &again).await;
+    assert!(trip.session_cookie_set);
+    let me = again.me().await;
+    assert_eq!(me["is_admin"], false, "a sign-in granted admin again: {me}");
+    assert!(!me["roles"].as_array().unwrap().iter().any(|r| r == "admin"), "{me}");
+    let granted = admin.logs(&[("action", "user_update")]).await;
+    let grants = granted["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"]["reason"] == "ADMIN_EMAIL verified")
+        .count();
+    assert_eq!(grants, 1, "{granted}");
+}
+
+#[tokio::test]
+async fn admin_email_on_a_password_account_waits_for_the_provider_to_verify_it() {
+    let provider = Provider::start().await;
+    let server = start(&provider, &[("ADMIN_EMAIL", BOSS_EMAIL)]).await;
+    let mut early = server.register("boss", BOSS_EMAIL).await;
+    assert_eq!(early.me().await["is_admin"], false, "an unverified address");
+    let mut again = server.login_ok("boss", common::PASSWORD).await;
+    assert_eq!(again.me().await["is_admin"], false, "a login verifies nothing");
+
+    // The provider vouches for the address: the account is linked and
+    // becomes an admin, once.
+    provider
+        .set_identity(json!({"sub": "boss-at-idp", "email": BOSS_EMAIL, "email_verified": true}))
+        .await;
+    let mut boss = server.client();
+    let trip = round_trip(&server, &boss).await;
+    assert_eq!(trip.landing, "/");
+    let me = boss.me().await;
+    assert_eq!(me["username"], "boss");
+    assert_eq!(me["is_admin"], true, "{me}");
+
+    let mut admin = server.admin().await;
+    set_admin(&mut admin, &me, false).await;
+    let mut later = server.client();
+    round_trip(&server, &later).await;
+    assert_eq!(later.me().await["is_admin"], false, "the demotion lasts");
 }
 
 #[tokio::test]

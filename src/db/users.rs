@@ -151,8 +151,9 @@ pub fn find_by_email(conn: &Connection, email: &str) -> Result<Option<UserId>, D
 /// Links an OIDC identity to the account with the same email. The provider
 /// has proved who owns the address; if the account had not, its password was
 /// set by someone unproven, so it is dropped along with that account's
-/// sessions (no pre-registered account can be taken over this way).
-pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> Result<(), DbError> {
+/// sessions (no pre-registered account can be taken over this way). True
+/// when this verified the address for the first time.
+pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> Result<bool, DbError> {
     let was_verified: bool = conn.query_row("SELECT email_verified FROM users WHERE id = ?1", [id], |r| r.get(0))?;
     if !was_verified {
         conn.execute("UPDATE users SET password_hash = NULL WHERE id = ?1", [id])?;
@@ -162,7 +163,7 @@ pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> 
         "UPDATE users SET oidc_issuer = ?2, oidc_subject = ?3, email_verified = 1 WHERE id = ?1",
         params![id, issuer, subject],
     )?;
-    Ok(())
+    Ok(!was_verified)
 }
 
 pub fn count_registered(conn: &Connection) -> Result<i64, DbError> {

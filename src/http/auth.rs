@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::client_ip::{ClientIp, UserAgent};
 use crate::auth::session::{self, Auth, MaybeAuth, NewSession};
-use crate::auth::signin::{account_for_identity, create_guest, promote_if_admin_email, refuse_banned};
+use crate::auth::signin::{account_for_identity, create_guest, refuse_banned};
 use crate::auth::tokens::csrf_token;
 use crate::auth::{password, totp, validate};
 use crate::db::{self, audit::Event, sessions, users, DbError};
@@ -188,7 +188,6 @@ async fn register(
             }
             other => other?,
         };
-        promote_if_admin_email(conn, &st, id, Some(&account.email))?;
         Event::new("register")
             .by(id, &account.username)
             .ip(&ip)
@@ -284,7 +283,6 @@ async fn login(
                 .record(conn)?;
             return Err(banned);
         }
-        promote_if_admin_email(conn, &st, credentials.id, credentials.email.as_deref())?;
         users::record_login(conn, credentials.id)?;
         Event::new("login")
             .by(credentials.id, &credentials.username)
@@ -444,7 +442,6 @@ async fn oidc_callback(
                 .record(conn)?;
             return Err(banned);
         }
-        promote_if_admin_email(conn, &st, id, Some(&identity.email))?;
         users::record_login(conn, id)?;
         Event::new("login")
             .by(id, &user.username)
