@@ -57,7 +57,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let bound = listener.local_addr()?;
     let public = config.public_base(bound);
     let origin = public.origin().ascii_serialization();
-    let oidc = config.oidc.clone().map(|c| OidcProvider::new(c, &public)).transpose()?;
+    let oidc = config
+        .oidc
+        .clone()
+        .map(|c| OidcProvider::new(c, &public, &secret))
+        .transpose()?;
 
     let database_error = |source| StartError::Database {
         path: config.database_path.display().to_string(),

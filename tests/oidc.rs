@@ -1,4 +1,4 @@
-//! OpenID Connect sign-in against a real local provider (tests/oidc/provider.mjs): the redirect with state, nonce and PKCE, first sign-in and choosing a username, returning users, unverified emails, ADMIN_EMAIL granted once on a verified address, tampered or replayed state, provider errors, a wrong client secret, and MAX_USERS.
+//! OpenID Connect sign-in against a real local provider (tests/oidc/provider.mjs): the redirect with state, nonce and PKCE, first sign-in and choosing a username, returning users, unverified emails, ADMIN_EMAIL granted once on a verified address, tampered, expired or replayed state, floods of sign-in starts, provider errors, a wrong client secret, and MAX_USERS.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,8 +11,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{assert_error, Api, Server, ADMIN_EMAIL};
+use futures_util::stream::{self, StreamExt};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
+use switchboard::auth::oidc::{PendingSignIn, SEALING_PURPOSE};
+use switchboard::auth::sealed::SealingKey;
+use switchboard::config::Secret;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -408,6 +412,107 @@ async fn admin_email_on_a_password_account_waits_for_the_provider_to_verify_it()
     let mut later = server.client();
     round_trip(&server, &later).await;
     assert_eq!(later.me().await["is_admin"], false, "the demotion lasts");
+}
+
+#[tokio::test]
+async fn a_flood_of_sign_in_starts_does_not_stop_a_real_sign_in() {
+    let provider = Provider::start().await;
+    provider
+        .set_identity(json!({"sub": "real", "email": "real@example.org", "email_verified": true}))
+        .await;
+    let server = start(&provider, &[("OIDC_RATE_PER_MIN", "0")]).await;
+    // More starts than any table of sign-ins in progress would hold; none
+    // of them is ever finished.
+    let client = server.client();
+    let redirected = stream::iter(0..10_050)
+        .map(|_| {
+            let request = client.http.get(server.url("/auth/oidc/login"));
+            async move { request.send().await.unwrap().status() == StatusCode::FOUND }
+        })
+        .buffer_unordered(16)
+        .filter(|found| std::future::ready(*found))
+        .count()
+        .await;
+    assert_eq!(redirected, 10_050);
+    let mut api = server.client();
+    let trip = round_trip(&server, &api).await;
+    assert_eq!(trip.landing, "/choose-username");
+    assert!(trip.session_cookie_set);
+    assert_eq!(api.me().await["email"], "real@example.org");
+}
+
+/// The `sb_oidc` cookie `api` holds, and the callback it was issued for.
+async fn started_sign_in(server: &Server, api: &Api) -> (String, Url) {
+    use reqwest::cookie::CookieStore;
+    let (_, callback) = to_callback(server, api).await;
+    let header = api.jar.cookies(&callback).expect("no sb_oidc cookie");
+    let cookie = header
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|c| c.strip_prefix("sb_oidc="))
+        .expect("no sb_oidc cookie")
+        .to_owned();
+    (cookie, callback)
+}
+
+/// Follows `callback` with `cookie` as the browser's `sb_oidc`.
+async fn callback_with_cookie(callback: Url, cookie: &str) -> (String, bool, bool) {
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(callback)
+        .header("Cookie", format!("sb_oidc={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    let cleared = response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("sb_oidc=;"));
+    (location(&response), sets_session_cookie(&response), cleared)
+}
+
+#[tokio::test]
+async fn a_tampered_or_expired_sign_in_cookie_fails_cleanly() {
+    let provider = Provider::start().await;
+    let server = start(&provider, &[]).await;
+
+    // The cookie is sealed: nothing in it reads as the state, and any
+    // change to it is refused.
+    let (cookie, callback) = started_sign_in(&server, &server.client()).await;
+    let state = query(&callback, "state").unwrap();
+    assert!(!cookie.contains(&state), "the state is readable in the cookie");
+    let mut tampered = cookie.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let (landing, signed_in, cleared) = callback_with_cookie(callback.clone(), &tampered).await;
+    assert_eq!(landing, "/login?error=oidc_expired");
+    assert!(!signed_in);
+    assert!(cleared, "the callback clears sb_oidc");
+
+    // A cookie sealed with the server's key but past its expiry.
+    let key = SealingKey::derive(&Secret::new("integration-test-secret-key"), SEALING_PURPOSE);
+    let (_, callback) = started_sign_in(&server, &server.client()).await;
+    let expired = PendingSignIn {
+        state: query(&callback, "state").unwrap(),
+        nonce: "n".repeat(22),
+        pkce_verifier: "v".repeat(43),
+        expires: chrono::Utc::now().timestamp() - 1,
+    };
+    let (landing, signed_in, _) = callback_with_cookie(callback.clone(), &expired.seal(&key)).await;
+    assert_eq!(landing, "/login?error=oidc_expired");
+    assert!(!signed_in);
+
+    // The untouched cookie still works: the failures above were the cookies'.
+    let (cookie, callback) = started_sign_in(&server, &server.client()).await;
+    let (landing, signed_in, cleared) = callback_with_cookie(callback, &cookie).await;
+    assert_eq!(landing, "/choose-username");
+    assert!(signed_in);
+    assert!(cleared);
 }
 
 #[tokio::test]

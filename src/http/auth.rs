@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::realtime::registry::{Kick, Target};
 use crate::state::AppState;
 
-/// Holds the OIDC `state` between the redirect out and the one back.
+/// Holds the sealed OIDC sign-in between the redirect out and the one back.
 const OIDC_COOKIE: &str = "sb_oidc";
 const LOGIN_MAX_BYTES: usize = 254;
 
@@ -376,10 +376,10 @@ fn oidc_cookie(state: &AppState, value: String) -> Cookie<'static> {
 async fn oidc_login(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let oidc = state.oidc.as_ref().ok_or(ApiError::NotFound)?;
     match oidc.begin().await {
-        Ok((url, oidc_state)) => {
+        Ok((url, sealed)) => {
             let mut response = redirect(url.as_str());
             response
-                .add_cookie(&oidc_cookie(&state, oidc_state))
+                .add_cookie(&oidc_cookie(&state, sealed))
                 .map_err(ApiError::internal)?;
             Ok(response)
         }
@@ -405,12 +405,12 @@ async fn oidc_callback(
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let oidc = state.oidc.as_ref().ok_or(ApiError::NotFound)?;
-    let browser_state = req
+    let sealed = req
         .cookie(OIDC_COOKIE)
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
     let outcome = match (&query.error, &query.code, &query.state) {
-        (None, Some(code), Some(returned_state)) => oidc.finish(returned_state, &browser_state, code).await,
+        (None, Some(code), Some(returned_state)) => oidc.finish(returned_state, &sealed, code).await,
         (error, ..) => Err(crate::auth::oidc::OidcError::Provider(
             error.clone().unwrap_or_else(|| "missing code or state".into()),
         )),
