@@ -22,7 +22,7 @@ trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || tr
 env DATABASE_PATH="$data/sb.db" BIND="127.0.0.1:$port" PUBLIC_URL="http://127.0.0.1:$port" \
     SECRET_KEY="bench-$RANDOM$RANDOM" ALLOW_GUESTS=true CAPTCHA=false BCRYPT_COST=4 \
     GUEST_RATE_PER_MIN=0 CHAT_RATE_PER_SEC=1000000 CHAT_BURST=1000000 MAX_USERS=1000000 \
-    WS_MAX_PER_USER=0 WS_MAX_PER_IP=0 RUST_LOG=warn \
+    WS_MAX_PER_USER=0 WS_MAX_PER_IP=0 REGISTER_RATE_PER_MIN=0 RUST_LOG=warn \
     "$bin" serve >"$data/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do

@@ -13,6 +13,7 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::captcha::CaptchaStore;
 use crate::auth::limiter::SlidingWindow;
 use crate::auth::oidc::{OidcError, OidcProvider};
+use crate::auth::password::PasswordJobs;
 use crate::config::{Config, ConfigError};
 use crate::db::writer::Writer;
 use crate::db::{self, DbError};
@@ -75,6 +76,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),
         guest_logins: SlidingWindow::per_minute(config.guest_rate_per_min),
+        registrations: SlidingWindow::per_minute(config.register_rate_per_min),
+        captchas: SlidingWindow::per_minute(config.captcha_rate_per_min),
+        oidc_starts: SlidingWindow::per_minute(config.oidc_rate_per_min),
+        password_changes: SlidingWindow::per_minute(config.password_change_rate_per_min),
+        password_jobs: PasswordJobs::new(metrics.clone()),
         captcha: CaptchaStore::default(),
         metrics,
         origin: origin.clone(),

@@ -441,6 +441,41 @@ async fn a_flood_of_sign_in_starts_does_not_stop_a_real_sign_in() {
     assert_eq!(api.me().await["email"], "real@example.org");
 }
 
+#[tokio::test]
+async fn sign_in_starts_are_limited_per_ip() {
+    let provider = Provider::start().await;
+    let server = start(
+        &provider,
+        &[("OIDC_RATE_PER_MIN", "2"), ("TRUSTED_PROXIES", "127.0.0.1")],
+    )
+    .await;
+    let start_from = |ip: &str| {
+        server
+            .client()
+            .http
+            .get(server.url("/auth/oidc/login"))
+            .header("X-Forwarded-For", ip)
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(start_from("203.0.113.8").await.unwrap().status(), StatusCode::FOUND);
+    }
+    let refused = start_from("203.0.113.8").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused.headers()[reqwest::header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body: Value = refused.json().await.unwrap();
+    assert_error(StatusCode::TOO_MANY_REQUESTS, &body, 429, "rate_limited");
+    assert_eq!(start_from("203.0.113.9").await.unwrap().status(), StatusCode::FOUND);
+    let mut admin = server.admin().await;
+    let logs = admin.logs(&[("action", "rate_limited")]).await;
+    assert_eq!(logs["entries"][0]["details"]["what"], "oidc", "{logs}");
+}
+
 /// The `sb_oidc` cookie `api` holds, and the callback it was issued for.
 async fn started_sign_in(server: &Server, api: &Api) -> (String, Url) {
     use reqwest::cookie::CookieStore;

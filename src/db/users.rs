@@ -109,27 +109,44 @@ pub fn get(conn: &Connection, id: UserId) -> Result<User, DbError> {
     with_grants(conn, user)
 }
 
+const CREDENTIAL_COLUMNS: &str = "id, username, email, password_hash, totp_secret, totp_last_step, is_guest";
+
+fn credentials_from_row(row: &Row<'_>) -> rusqlite::Result<Credentials> {
+    Ok(Credentials {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        email: row.get(2)?,
+        password_hash: row.get(3)?,
+        totp_secret: row.get(4)?,
+        totp_last_step: row.get(5)?,
+        is_guest: row.get(6)?,
+    })
+}
+
 /// Finds an account by username (any case) or email.
 pub fn find_credentials(conn: &Connection, login: &str) -> Result<Option<Credentials>, DbError> {
     let email = crate::config::normalise_email(login);
     Ok(conn
         .query_row(
-            "SELECT id, username, email, password_hash, totp_secret, totp_last_step, is_guest FROM users
-             WHERE username = ?1 OR email = ?2 ORDER BY username = ?1 DESC LIMIT 1",
+            &format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM users
+                 WHERE username = ?1 OR email = ?2 ORDER BY username = ?1 DESC LIMIT 1"
+            ),
             params![login.trim(), email],
-            |row| {
-                Ok(Credentials {
-                    id: row.get(0)?,
-                    username: row.get(1)?,
-                    email: row.get(2)?,
-                    password_hash: row.get(3)?,
-                    totp_secret: row.get(4)?,
-                    totp_last_step: row.get(5)?,
-                    is_guest: row.get(6)?,
-                })
-            },
+            credentials_from_row,
         )
         .optional()?)
+}
+
+/// The credentials of a signed-in user.
+pub fn credentials(conn: &Connection, id: UserId) -> Result<Credentials, DbError> {
+    conn.query_row(
+        &format!("SELECT {CREDENTIAL_COLUMNS} FROM users WHERE id = ?1"),
+        [id],
+        credentials_from_row,
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
 }
 
 pub fn find_by_oidc(conn: &Connection, issuer: &str, subject: &str) -> Result<Option<UserId>, DbError> {
@@ -177,19 +194,27 @@ pub fn username_taken(conn: &Connection, username: &str) -> Result<bool, DbError
         .is_some())
 }
 
-/// Creates a registered account with the `user` role, unless `max_users`
-/// accounts exist already or the username or email is taken. Call inside an
-/// IMMEDIATE transaction so the limit check cannot race.
-pub fn create_account(conn: &Connection, account: &NewAccount, max_users: u32) -> Result<UserId, DbError> {
+/// `UserLimit` when `max_users` accounts exist already, `Conflict` when the
+/// username or email is taken. Registration asks before it hashes the
+/// password, and [`create_account`] again in its transaction.
+pub fn check_new_account(conn: &Connection, username: &str, email: &str, max_users: u32) -> Result<(), DbError> {
     if count_registered(conn)? >= i64::from(max_users) {
         return Err(DbError::UserLimit);
     }
-    if username_taken(conn, &account.username)? {
+    if username_taken(conn, username)? {
         return Err(DbError::Conflict("that username is taken".into()));
     }
-    if find_by_email(conn, &account.email)?.is_some() {
+    if find_by_email(conn, email)?.is_some() {
         return Err(DbError::Conflict("that email is already registered".into()));
     }
+    Ok(())
+}
+
+/// Creates a registered account with the `user` role, unless
+/// [`check_new_account`] refuses. Call inside an IMMEDIATE transaction so the
+/// limit check cannot race.
+pub fn create_account(conn: &Connection, account: &NewAccount, max_users: u32) -> Result<UserId, DbError> {
+    check_new_account(conn, &account.username, &account.email, max_users)?;
     let (issuer, subject) = account.oidc.clone().unzip();
     conn.execute(
         "INSERT INTO users (username, display_name, email, email_verified, password_hash,

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::client_ip::ClientIp;
+use super::limits::{self, rate_limited, Actor};
 use crate::auth::session::Auth;
 use crate::auth::{password, totp, validate};
 use crate::db::{self, audit::Event, sessions, users};
@@ -75,7 +76,9 @@ struct PasswordRequest {
 }
 
 /// Changes the password after checking the current one; every other session
-/// of the account ends.
+/// of the account ends. Wrong current passwords are limited per user and per
+/// IP (the attempt counts from before the check until it proves right) and
+/// audited as `password_change_failed`.
 async fn change_password(
     state: web::Data<AppState>,
     auth: Auth,
@@ -83,19 +86,43 @@ async fn change_password(
     body: web::Json<PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     validate::password(&body.new_password)?;
-    let login = auth.user.username.clone();
-    let stored = db::run(&state.pool, move |conn| users::find_credentials(conn, &login))
+    let id = auth.user.id;
+    let stored = db::run(&state.pool, move |conn| users::credentials(conn, id))
         .await?
-        .and_then(|c| c.password_hash)
+        .password_hash
         .ok_or(ApiError::Forbidden)?;
+    let keys = [limits::ip(ip), format!("user:{id}")];
+    let attempt = match state.password_changes.reserve(&keys) {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            let actor = Actor::User(id, &auth.user.username);
+            return Err(rate_limited(&state, refused, "password_change", ip, actor).await);
+        }
+    };
     let request = body.into_inner();
     let cost = state.config.bcrypt_cost;
-    let new_hash = web::block(move || {
-        password::verify(&request.current_password, &stored).then(|| password::hash(&request.new_password, cost))
-    })
-    .await?
-    .ok_or(ApiError::InvalidCredentials)?
-    .map_err(ApiError::internal)?;
+    let current = request.current_password;
+    if !state
+        .password_jobs
+        .run(move || password::verify(&current, &stored))
+        .await?
+    {
+        attempt.keep();
+        let event = Event::new("password_change_failed")
+            .by(id, &auth.user.username)
+            .ip(&ip.to_string())
+            .target(id)
+            .details(json!({"reason": "bad_password"}));
+        db::run(&state.pool, move |conn| event.record(conn)).await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+    drop(attempt);
+    let new_password = request.new_password;
+    let new_hash = state
+        .password_jobs
+        .run(move || password::hash(&new_password, cost))
+        .await?
+        .map_err(ApiError::internal)?;
     let ip = ip.to_string();
     db::run(&state.pool, move |conn| -> Result<(), ApiError> {
         Ok(db::immediate(conn, |tx| {

@@ -42,6 +42,7 @@ export async function startServer(env = {}) {
     ALLOW_GUESTS: 'true',
     CAPTCHA: 'false',
     LOGIN_RATE_PER_MIN: '0',
+    REGISTER_RATE_PER_MIN: '0',
     ...env,
   };
   const log = [];

@@ -23,11 +23,14 @@ use tokio::sync::OnceCell;
 pub const ADMIN_EMAIL: &str = "admin@example.org";
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Test settings: fast bcrypt, no CAPTCHA, guests on. Tests override any key.
+/// Test settings: fast bcrypt, no CAPTCHA, guests on, no limit on
+/// registrations (tests register many accounts from 127.0.0.1). Tests
+/// override any key.
 const DEFAULTS: &[(&str, &str)] = &[
     ("BCRYPT_COST", "4"),
     ("CAPTCHA", "false"),
     ("ALLOW_GUESTS", "true"),
+    ("REGISTER_RATE_PER_MIN", "0"),
     ("ADMIN_EMAIL", ADMIN_EMAIL),
     ("SECRET_KEY", "integration-test-secret-key"),
     ("LOG_FORMAT", "json"),

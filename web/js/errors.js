@@ -19,6 +19,7 @@ const MESSAGES = {
   conflict: 'That username or email is already taken.',
   too_large: 'That is too large.',
   unsupported_type: 'That type of file is not supported.',
+  busy: 'The server is busy. Please try again in a moment.',
   network: 'The server could not be reached. Check your connection and try again.',
   // Codes of WebSocket `error` frames.
   not_in_room: 'You are not in that room any more. Reload the page to join it again.',
