@@ -9,6 +9,7 @@ use crate::auth::captcha::CaptchaStore;
 use crate::auth::limiter::SlidingWindow;
 use crate::auth::oidc::OidcProvider;
 use crate::auth::password::PasswordJobs;
+use crate::auth::sealed::SealingKey;
 use crate::config::{Config, Secret};
 use crate::db::sessions::Lifetimes;
 use crate::db::writer::Writer;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub password_changes: SlidingWindow,
     /// Every bcrypt hash and verification runs through here.
     pub password_jobs: PasswordJobs,
+    /// Seals two-factor secrets at rest.
+    pub totp_key: SealingKey,
     pub oidc: Option<OidcProvider>,
     pub metrics: Arc<Metrics>,
     /// Commits chat messages and audit events from the live path.

@@ -307,6 +307,45 @@ pub fn enable_totp(conn: &Connection, id: UserId, step: i64) -> Result<(), DbErr
     Ok(())
 }
 
+/// Seals every two-factor secret (active or pending) that is still stored in
+/// clear, that is without `sealed_prefix`; the number of accounts changed.
+/// Run at start-up: a database from before sealing is brought up to date,
+/// and a second run finds nothing to do.
+pub fn seal_plain_totp_secrets(
+    conn: &mut Connection,
+    sealed_prefix: &str,
+    seal: impl Fn(&str) -> String,
+) -> Result<usize, DbError> {
+    let tx = conn.transaction()?;
+    let plain: Vec<(UserId, Option<String>, Option<String>)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id,
+                    CASE WHEN substr(totp_secret, 1, length(?1)) <> ?1 THEN totp_secret END,
+                    CASE WHEN substr(totp_pending, 1, length(?1)) <> ?1 THEN totp_pending END
+             FROM users
+             WHERE substr(totp_secret, 1, length(?1)) <> ?1 OR substr(totp_pending, 1, length(?1)) <> ?1",
+        )?;
+        let rows = stmt.query_map([sealed_prefix], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, secret, pending) in &plain {
+        if let Some(secret) = secret {
+            tx.execute(
+                "UPDATE users SET totp_secret = ?2 WHERE id = ?1",
+                params![id, seal(secret)],
+            )?;
+        }
+        if let Some(pending) = pending {
+            tx.execute(
+                "UPDATE users SET totp_pending = ?2 WHERE id = ?1",
+                params![id, seal(pending)],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(plain.len())
+}
+
 pub fn disable_totp(conn: &Connection, id: UserId) -> Result<(), DbError> {
     conn.execute(
         "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = ?1",
@@ -449,6 +488,33 @@ mod tests {
         assert!(matches!(get(&conn, gone), Err(DbError::NotFound)));
         assert!(get(&conn, kept).is_ok(), "a guest with a session stays");
         assert!(get(&conn, member).is_ok(), "registered accounts are never purged");
+    }
+
+    #[test]
+    fn plain_totp_secrets_are_sealed_once() {
+        let mut conn = memory();
+        let plain = create_account(&conn, &account("plain", "p@x.org"), 50).unwrap();
+        let sealed = create_account(&conn, &account("sealed", "s@x.org"), 50).unwrap();
+        let none = create_account(&conn, &account("none", "n@x.org"), 50).unwrap();
+        conn.execute(
+            "UPDATE users SET totp_secret = 'ABC', totp_pending = 'DEF' WHERE id = ?1",
+            [plain],
+        )
+        .unwrap();
+        conn.execute("UPDATE users SET totp_secret = 'enc1:xyz' WHERE id = ?1", [sealed])
+            .unwrap();
+        let seal = |s: &str| format!("enc1:<{s}>");
+        assert_eq!(seal_plain_totp_secrets(&mut conn, "enc1:", seal).unwrap(), 1);
+        let t = totp(&conn, plain).unwrap();
+        assert_eq!(t.secret.as_deref(), Some("enc1:<ABC>"));
+        assert_eq!(t.pending.as_deref(), Some("enc1:<DEF>"));
+        assert_eq!(totp(&conn, sealed).unwrap().secret.as_deref(), Some("enc1:xyz"));
+        assert_eq!(totp(&conn, none).unwrap().secret, None);
+        assert_eq!(
+            seal_plain_totp_secrets(&mut conn, "enc1:", seal).unwrap(),
+            0,
+            "idempotent"
+        );
     }
 
     #[test]

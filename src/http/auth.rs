@@ -304,12 +304,13 @@ async fn login(
     };
     let totp_step = match &credentials.totp_secret {
         None => None,
-        Some(secret) => {
+        Some(stored) => {
             let code = request.totp.as_deref().unwrap_or("").trim();
             if code.is_empty() {
                 return Err(ApiError::TotpRequired);
             }
-            match totp::verify(secret, code, Utc::now().timestamp(), credentials.totp_last_step) {
+            let secret = open_totp_secret(&state, stored)?;
+            match totp::verify(&secret, code, Utc::now().timestamp(), credentials.totp_last_step) {
                 Some(step) => Some(step),
                 None => return Err(failure.record(&state, "bad_totp").await),
             }
@@ -343,6 +344,13 @@ async fn login(
     })
     .await?;
     Ok(signed_in(&state, StatusCode::OK, session))
+}
+
+/// A stored two-factor secret in clear. It fails only when SECRET_KEY has
+/// changed since the secret was sealed (or the row was altered).
+pub fn open_totp_secret(state: &AppState, stored: &str) -> Result<String, ApiError> {
+    totp::open_secret(&state.totp_key, stored)
+        .ok_or_else(|| ApiError::internal("a two-factor secret does not open: has SECRET_KEY changed?"))
 }
 
 /// Signs in as a guest. A guest who is signed in already keeps their identity.
