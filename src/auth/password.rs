@@ -117,10 +117,18 @@ mod tests {
         assert!(!verify(&"é".repeat(39), &h));
     }
 
-    #[actix_web::test]
-    async fn jobs_beyond_the_slots_wait_and_are_counted() {
+    /// One slot, taken by a job that runs until the sender is used; the
+    /// job's handle.
+    async fn one_slot_taken(
+        wait: Duration,
+    ) -> (
+        Arc<PasswordJobs>,
+        Arc<Metrics>,
+        std::sync::mpsc::Sender<()>,
+        actix_web::rt::task::JoinHandle<Result<bool, ApiError>>,
+    ) {
         let metrics = Arc::new(Metrics::default());
-        let jobs = Arc::new(PasswordJobs::with_slots(1, Duration::from_secs(30), metrics.clone()));
+        let jobs = Arc::new(PasswordJobs::with_slots(1, wait, metrics.clone()));
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let holder = {
             let jobs = jobs.clone();
@@ -129,10 +137,13 @@ mod tests {
         while metrics.password_jobs_running.load(Ordering::Relaxed) == 0 {
             actix_web::rt::time::sleep(Duration::from_millis(5)).await;
         }
-        let waiter = {
-            let jobs = jobs.clone();
-            actix_web::rt::spawn(async move { jobs.run(|| 7).await })
-        };
+        (jobs, metrics, release, holder)
+    }
+
+    #[actix_web::test]
+    async fn jobs_beyond_the_slots_wait_and_are_counted() {
+        let (jobs, metrics, release, holder) = one_slot_taken(Duration::from_secs(30)).await;
+        let waiter = actix_web::rt::spawn(async move { jobs.run(|| 7).await });
         release.send(()).unwrap();
         assert!(holder.await.unwrap().unwrap());
         assert_eq!(waiter.await.unwrap().unwrap(), 7);
@@ -146,16 +157,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_job_that_gets_no_slot_in_time_is_refused_as_busy() {
-        let metrics = Arc::new(Metrics::default());
-        let jobs = Arc::new(PasswordJobs::with_slots(1, Duration::from_millis(50), metrics.clone()));
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let holder = {
-            let jobs = jobs.clone();
-            actix_web::rt::spawn(async move { jobs.run(move || hold.recv().is_ok()).await })
-        };
-        while metrics.password_jobs_running.load(Ordering::Relaxed) == 0 {
-            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-        }
+        let (jobs, metrics, release, holder) = one_slot_taken(Duration::from_millis(50)).await;
         let refused = jobs.run(|| 7).await.unwrap_err();
         assert!(matches!(refused, ApiError::Busy { .. }), "{refused:?}");
         assert_eq!(metrics.password_jobs_refused.load(Ordering::Relaxed), 1);
