@@ -46,6 +46,9 @@ pub enum ApiError {
     /// The disk that holds files is too full to take this one.
     #[error("the server is short of disk space for files; try again later or ask an administrator")]
     InsufficientStorage,
+    /// Too much work queued server-wide (bcrypt slots): not the client's fault.
+    #[error("the server is busy; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// The cause is logged when the response is built, never sent.
     #[error("internal error")]
     Internal(String),
@@ -80,6 +83,7 @@ impl ApiError {
             Self::UnsupportedType(_) => "unsupported_type",
             Self::RateLimited { .. } => "rate_limited",
             Self::InsufficientStorage => "insufficient_storage",
+            Self::Busy { .. } => "busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -99,6 +103,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,7 +113,7 @@ impl ResponseError for ApiError {
             tracing::error!(%cause, "internal error");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::RateLimited { retry_after_secs } = self {
+        if let Self::RateLimited { retry_after_secs } | Self::Busy { retry_after_secs } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         response.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))

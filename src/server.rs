@@ -13,6 +13,9 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::captcha::CaptchaStore;
 use crate::auth::limiter::SlidingWindow;
 use crate::auth::oidc::{OidcError, OidcProvider};
+use crate::auth::password::PasswordJobs;
+use crate::auth::sealed::SealingKey;
+use crate::auth::totp;
 use crate::config::{Config, ConfigError};
 use crate::db::writer::Writer;
 use crate::db::{self, DbError};
@@ -62,12 +65,18 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let bound = listener.local_addr()?;
     let public = config.public_base(bound);
     let origin = public.origin().ascii_serialization();
-    let oidc = config.oidc.clone().map(|c| OidcProvider::new(c, &public)).transpose()?;
+    let oidc = config
+        .oidc
+        .clone()
+        .map(|c| OidcProvider::new(c, &public, &secret))
+        .transpose()?;
 
     let database_error = |source| StartError::Database {
         path: config.database_path.display().to_string(),
         source,
     };
+    let totp_key = SealingKey::derive(&secret, totp::SEALING_PURPOSE);
+    seal_plain_totp_secrets(&pool, &totp_key).map_err(database_error)?;
     let writer = Writer::start(pool.clone()).map_err(database_error)?;
     let metrics = Arc::new(Metrics::default());
     let monitor = AdminMonitor::default().start();
@@ -77,6 +86,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),
         guest_logins: SlidingWindow::per_minute(config.guest_rate_per_min),
         uploads: SlidingWindow::per_minute(config.upload_rate_per_min),
+        registrations: SlidingWindow::per_minute(config.register_rate_per_min),
+        captchas: SlidingWindow::per_minute(config.captcha_rate_per_min),
+        oidc_starts: SlidingWindow::per_minute(config.oidc_rate_per_min),
+        password_changes: SlidingWindow::per_minute(config.password_change_rate_per_min),
+        password_jobs: PasswordJobs::new(metrics.clone()),
+        totp_key,
         captcha: CaptchaStore::default(),
         metrics,
         origin: origin.clone(),
@@ -113,6 +128,18 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     // Everything queued (audit events of the last sessions) is committed.
     writer.flush().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Two-factor secrets written before they were sealed at rest are sealed
+/// now, after the schema migrations and before any request can read them.
+fn seal_plain_totp_secrets(pool: &db::Pool, key: &SealingKey) -> Result<(), DbError> {
+    let mut conn = pool.get()?;
+    let sealed =
+        db::users::seal_plain_totp_secrets(&mut conn, totp::SEALED_PREFIX, |plain| totp::seal_secret(key, plain))?;
+    if sealed > 0 {
+        tracing::info!(accounts = sealed, "sealed two-factor secrets stored in clear");
+    }
     Ok(())
 }
 

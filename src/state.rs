@@ -8,6 +8,8 @@ use actix::Addr;
 use crate::auth::captcha::CaptchaStore;
 use crate::auth::limiter::SlidingWindow;
 use crate::auth::oidc::OidcProvider;
+use crate::auth::password::PasswordJobs;
+use crate::auth::sealed::SealingKey;
 use crate::config::{Config, Secret};
 use crate::db::sessions::Lifetimes;
 use crate::db::writer::Writer;
@@ -23,12 +25,25 @@ pub struct AppState {
     pub secret: Secret,
     pub pool: Pool,
     pub captcha: CaptchaStore,
-    /// Failed password logins, keyed by IP and by account.
+    /// Failed password logins and two-factor codes, keyed by IP and by
+    /// account from that IP.
     pub failed_logins: SlidingWindow,
     /// Guest logins, keyed by IP.
     pub guest_logins: SlidingWindow,
     /// File uploads, keyed by user.
     pub uploads: SlidingWindow,
+    /// Registration attempts, keyed by IP.
+    pub registrations: SlidingWindow,
+    /// CAPTCHA challenges issued, keyed by IP.
+    pub captchas: SlidingWindow,
+    /// OIDC sign-ins started, keyed by IP.
+    pub oidc_starts: SlidingWindow,
+    /// Wrong current passwords, keyed by user and by IP.
+    pub password_changes: SlidingWindow,
+    /// Every bcrypt hash and verification runs through here.
+    pub password_jobs: PasswordJobs,
+    /// Seals two-factor secrets at rest.
+    pub totp_key: SealingKey,
     pub oidc: Option<OidcProvider>,
     pub metrics: Arc<Metrics>,
     /// Commits chat messages and audit events from the live path.

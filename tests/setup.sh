@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and the machine lacks: the Rust toolchain's
-# components, Node.js packages for the local OpenID provider. Safe to run
-# again: it only installs what is missing or out of date.
+# components, cargo-audit, Node.js packages for the local OpenID provider.
+# Safe to run again: it only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,13 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+# cargo-audit for tests/audit.sh. Built from source: about 4.5 minutes on two
+# cores, once per machine.
+if ! cargo audit --version >/dev/null 2>&1; then
+  echo "== installing cargo-audit"
+  cargo install cargo-audit --locked --quiet
+fi
 
 # npm ci when node_modules is missing or older than the lock file.
 if [[ ! -d tests/node_modules || tests/package-lock.json -nt tests/node_modules/.package-lock.json ]]; then

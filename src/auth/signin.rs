@@ -1,6 +1,6 @@
 //! The steps every kind of sign-in shares, on one database connection:
-//! refusing banned users and addresses, making ADMIN_EMAIL an admin, and the
-//! account work of guest and OIDC sign-ins.
+//! refusing banned users and addresses, making ADMIN_EMAIL an admin when its
+//! address is verified, and the account work of guest and OIDC sign-ins.
 
 use rusqlite::Connection;
 use serde_json::json;
@@ -25,17 +25,25 @@ pub fn refuse_banned(conn: &Connection, user: Option<UserId>, ip: &str) -> Resul
     }
 }
 
-/// The account whose email is ADMIN_EMAIL holds the admin role.
-pub fn promote_if_admin_email(
+/// Call once, when an account's `email` becomes verified: at the creation of
+/// an account whose provider vouches for the address, or at the address's
+/// first verification. The account whose address is ADMIN_EMAIL becomes an
+/// admin then, and only then: no sign-in grants it again, so a demotion
+/// lasts, and an address nobody has proved never makes an admin.
+pub fn address_verified(
     conn: &Connection,
-    state: &AppState,
+    admin_email: Option<&str>,
     user: UserId,
-    email: Option<&str>,
+    email: &str,
 ) -> Result<(), DbError> {
-    match (&state.config.admin_email, email) {
-        (Some(admin), Some(email)) if *admin == normalise_email(email) => roles::add_role(conn, user, roles::ADMIN),
-        _ => Ok(()),
+    if admin_email != Some(normalise_email(email).as_str()) {
+        return Ok(());
     }
+    roles::add_role(conn, user, roles::ADMIN)?;
+    Event::new("user_update")
+        .target(user)
+        .details(json!({"admin": true, "reason": "ADMIN_EMAIL verified", "email": normalise_email(email)}))
+        .record(conn)
 }
 
 /// Creates a guest account named after `display_name`.
@@ -52,8 +60,9 @@ pub fn create_guest(conn: &Connection, display_name: &str) -> Result<UserId, DbE
     Err(last_error)
 }
 
-/// The account for an OIDC identity: found by its subject, else linked by
-/// its verified email, else created (it then still needs a username).
+/// The account for an OIDC identity (whose email the provider has
+/// verified): found by its subject, else linked by its email, else created
+/// (it then still needs a username).
 pub fn account_for_identity(
     conn: &mut Connection,
     state: &AppState,
@@ -64,9 +73,15 @@ pub fn account_for_identity(
         return Ok(id);
     }
     let email = normalise_email(&who.email);
+    let admin_email = state.config.admin_email.as_deref();
     if let Some(id) = users::find_by_email(conn, &email)? {
-        users::link_oidc(conn, id, &who.issuer, &who.subject)?;
-        return Ok(id);
+        let linked = db::immediate(conn, |tx| {
+            if users::link_oidc(tx, id, &who.issuer, &who.subject)? {
+                address_verified(tx, admin_email, id, &email)?;
+            }
+            Ok::<_, DbError>(id)
+        })?;
+        return Ok(linked);
     }
     let display_name = who
         .name
@@ -83,7 +98,12 @@ pub fn account_for_identity(
         needs_username: true,
     };
     let max_users = state.config.max_users;
-    match db::immediate(conn, |tx| users::create_account(tx, &account, max_users)) {
+    let created = db::immediate(conn, |tx| {
+        let id = users::create_account(tx, &account, max_users)?;
+        address_verified(tx, admin_email, id, &account.email)?;
+        Ok(id)
+    });
+    match created {
         Ok(id) => {
             Event::new("register")
                 .by(id, &account.username)

@@ -122,27 +122,44 @@ pub fn get_each(conn: &Connection, ids: &[UserId]) -> Result<Vec<User>, DbError>
     Ok(found)
 }
 
+const CREDENTIAL_COLUMNS: &str = "id, username, email, password_hash, totp_secret, totp_last_step, is_guest";
+
+fn credentials_from_row(row: &Row<'_>) -> rusqlite::Result<Credentials> {
+    Ok(Credentials {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        email: row.get(2)?,
+        password_hash: row.get(3)?,
+        totp_secret: row.get(4)?,
+        totp_last_step: row.get(5)?,
+        is_guest: row.get(6)?,
+    })
+}
+
 /// Finds an account by username (any case) or email.
 pub fn find_credentials(conn: &Connection, login: &str) -> Result<Option<Credentials>, DbError> {
     let email = crate::config::normalise_email(login);
     Ok(conn
         .query_row(
-            "SELECT id, username, email, password_hash, totp_secret, totp_last_step, is_guest FROM users
-             WHERE username = ?1 OR email = ?2 ORDER BY username = ?1 DESC LIMIT 1",
+            &format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM users
+                 WHERE username = ?1 OR email = ?2 ORDER BY username = ?1 DESC LIMIT 1"
+            ),
             params![login.trim(), email],
-            |row| {
-                Ok(Credentials {
-                    id: row.get(0)?,
-                    username: row.get(1)?,
-                    email: row.get(2)?,
-                    password_hash: row.get(3)?,
-                    totp_secret: row.get(4)?,
-                    totp_last_step: row.get(5)?,
-                    is_guest: row.get(6)?,
-                })
-            },
+            credentials_from_row,
         )
         .optional()?)
+}
+
+/// The credentials of a signed-in user.
+pub fn credentials(conn: &Connection, id: UserId) -> Result<Credentials, DbError> {
+    conn.query_row(
+        &format!("SELECT {CREDENTIAL_COLUMNS} FROM users WHERE id = ?1"),
+        [id],
+        credentials_from_row,
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
 }
 
 pub fn find_by_oidc(conn: &Connection, issuer: &str, subject: &str) -> Result<Option<UserId>, DbError> {
@@ -164,8 +181,9 @@ pub fn find_by_email(conn: &Connection, email: &str) -> Result<Option<UserId>, D
 /// Links an OIDC identity to the account with the same email. The provider
 /// has proved who owns the address; if the account had not, its password was
 /// set by someone unproven, so it is dropped along with that account's
-/// sessions (no pre-registered account can be taken over this way).
-pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> Result<(), DbError> {
+/// sessions (no pre-registered account can be taken over this way). True
+/// when this verified the address for the first time.
+pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> Result<bool, DbError> {
     let was_verified: bool = conn.query_row("SELECT email_verified FROM users WHERE id = ?1", [id], |r| r.get(0))?;
     if !was_verified {
         conn.execute("UPDATE users SET password_hash = NULL WHERE id = ?1", [id])?;
@@ -175,7 +193,7 @@ pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> 
         "UPDATE users SET oidc_issuer = ?2, oidc_subject = ?3, email_verified = 1 WHERE id = ?1",
         params![id, issuer, subject],
     )?;
-    Ok(())
+    Ok(!was_verified)
 }
 
 pub fn count_registered(conn: &Connection) -> Result<i64, DbError> {
@@ -189,19 +207,27 @@ pub fn username_taken(conn: &Connection, username: &str) -> Result<bool, DbError
         .is_some())
 }
 
-/// Creates a registered account with the `user` role, unless `max_users`
-/// accounts exist already or the username or email is taken. Call inside an
-/// IMMEDIATE transaction so the limit check cannot race.
-pub fn create_account(conn: &Connection, account: &NewAccount, max_users: u32) -> Result<UserId, DbError> {
+/// `UserLimit` when `max_users` accounts exist already, `Conflict` when the
+/// username or email is taken. Registration asks before it hashes the
+/// password, and [`create_account`] again in its transaction.
+pub fn check_new_account(conn: &Connection, username: &str, email: &str, max_users: u32) -> Result<(), DbError> {
     if count_registered(conn)? >= i64::from(max_users) {
         return Err(DbError::UserLimit);
     }
-    if username_taken(conn, &account.username)? {
+    if username_taken(conn, username)? {
         return Err(DbError::Conflict("that username is taken".into()));
     }
-    if find_by_email(conn, &account.email)?.is_some() {
+    if find_by_email(conn, email)?.is_some() {
         return Err(DbError::Conflict("that email is already registered".into()));
     }
+    Ok(())
+}
+
+/// Creates a registered account with the `user` role, unless
+/// [`check_new_account`] refuses. Call inside an IMMEDIATE transaction so the
+/// limit check cannot race.
+pub fn create_account(conn: &Connection, account: &NewAccount, max_users: u32) -> Result<UserId, DbError> {
+    check_new_account(conn, &account.username, &account.email, max_users)?;
     let (issuer, subject) = account.oidc.clone().unzip();
     conn.execute(
         "INSERT INTO users (username, display_name, email, email_verified, password_hash,
@@ -292,6 +318,45 @@ pub fn enable_totp(conn: &Connection, id: UserId, step: i64) -> Result<(), DbErr
         params![id, step],
     )?;
     Ok(())
+}
+
+/// Seals every two-factor secret (active or pending) that is still stored in
+/// clear, that is without `sealed_prefix`; the number of accounts changed.
+/// Run at start-up: a database from before sealing is brought up to date,
+/// and a second run finds nothing to do.
+pub fn seal_plain_totp_secrets(
+    conn: &mut Connection,
+    sealed_prefix: &str,
+    seal: impl Fn(&str) -> String,
+) -> Result<usize, DbError> {
+    let tx = conn.transaction()?;
+    let plain: Vec<(UserId, Option<String>, Option<String>)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id,
+                    CASE WHEN substr(totp_secret, 1, length(?1)) <> ?1 THEN totp_secret END,
+                    CASE WHEN substr(totp_pending, 1, length(?1)) <> ?1 THEN totp_pending END
+             FROM users
+             WHERE substr(totp_secret, 1, length(?1)) <> ?1 OR substr(totp_pending, 1, length(?1)) <> ?1",
+        )?;
+        let rows = stmt.query_map([sealed_prefix], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, secret, pending) in &plain {
+        if let Some(secret) = secret {
+            tx.execute(
+                "UPDATE users SET totp_secret = ?2 WHERE id = ?1",
+                params![id, seal(secret)],
+            )?;
+        }
+        if let Some(pending) = pending {
+            tx.execute(
+                "UPDATE users SET totp_pending = ?2 WHERE id = ?1",
+                params![id, seal(pending)],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(plain.len())
 }
 
 pub fn disable_totp(conn: &Connection, id: UserId) -> Result<(), DbError> {
@@ -436,6 +501,33 @@ mod tests {
         assert!(matches!(get(&conn, gone), Err(DbError::NotFound)));
         assert!(get(&conn, kept).is_ok(), "a guest with a session stays");
         assert!(get(&conn, member).is_ok(), "registered accounts are never purged");
+    }
+
+    #[test]
+    fn plain_totp_secrets_are_sealed_once() {
+        let mut conn = memory();
+        let plain = create_account(&conn, &account("plain", "p@x.org"), 50).unwrap();
+        let sealed = create_account(&conn, &account("sealed", "s@x.org"), 50).unwrap();
+        let none = create_account(&conn, &account("none", "n@x.org"), 50).unwrap();
+        conn.execute(
+            "UPDATE users SET totp_secret = 'ABC', totp_pending = 'DEF' WHERE id = ?1",
+            [plain],
+        )
+        .unwrap();
+        conn.execute("UPDATE users SET totp_secret = 'enc1:xyz' WHERE id = ?1", [sealed])
+            .unwrap();
+        let seal = |s: &str| format!("enc1:<{s}>");
+        assert_eq!(seal_plain_totp_secrets(&mut conn, "enc1:", seal).unwrap(), 1);
+        let t = totp(&conn, plain).unwrap();
+        assert_eq!(t.secret.as_deref(), Some("enc1:<ABC>"));
+        assert_eq!(t.pending.as_deref(), Some("enc1:<DEF>"));
+        assert_eq!(totp(&conn, sealed).unwrap().secret.as_deref(), Some("enc1:xyz"));
+        assert_eq!(totp(&conn, none).unwrap().secret, None);
+        assert_eq!(
+            seal_plain_totp_secrets(&mut conn, "enc1:", seal).unwrap(),
+            0,
+            "idempotent"
+        );
     }
 
     #[test]

@@ -5,12 +5,15 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
+use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::client_ip::{ClientIp, UserAgent};
+use super::limits::{self, rate_limited, Actor};
+use crate::auth::limiter::{ip_key, Reservation};
 use crate::auth::session::{self, Auth, MaybeAuth, NewSession};
-use crate::auth::signin::{account_for_identity, create_guest, promote_if_admin_email, refuse_banned};
+use crate::auth::signin::{account_for_identity, create_guest, refuse_banned};
 use crate::auth::tokens::csrf_token;
 use crate::auth::{password, totp, validate};
 use crate::db::{self, audit::Event, sessions, users, DbError};
@@ -19,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::realtime::registry::{Kick, Target};
 use crate::state::AppState;
 
-/// Holds the OIDC `state` between the redirect out and the one back.
+/// Holds the sealed OIDC sign-in between the redirect out and the one back.
 const OIDC_COOKIE: &str = "sb_oidc";
 const LOGIN_MAX_BYTES: usize = 254;
 
@@ -76,11 +79,19 @@ async fn auth_config(state: web::Data<AppState>) -> HttpResponse {
     }))
 }
 
-async fn captcha(state: web::Data<AppState>) -> HttpResponse {
-    let (id, question) = state.captcha.issue();
-    HttpResponse::Ok()
+/// A new challenge. Limited per IP; while the store is full of live
+/// challenges, refused (not audited: the store filled up is the event).
+async fn captcha(state: web::Data<AppState>, ip: ClientIp) -> Result<HttpResponse, ApiError> {
+    if let Err(refused) = state.captchas.hit(&limits::ip(ip)) {
+        return Err(rate_limited(&state, refused, "captcha", ip, Actor::Unknown).await);
+    }
+    let (id, question) = state
+        .captcha
+        .issue()
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+    Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({"id": id, "question": question}))
+        .json(json!({"id": id, "question": question})))
 }
 
 /// The answer to a successful sign-in: the session cookie, the user and the
@@ -112,19 +123,17 @@ async fn solve_captcha(
     Err(ApiError::CaptchaFailed)
 }
 
-/// A failed password login: counted against the client IP and the account,
-/// and audited with its reason.
+/// A failed password login: the attempt reserved against the client IP and
+/// the account stays counted, and it is audited with its reason.
 struct Failure<'a> {
-    keys: [String; 2],
+    attempt: Reservation<'a>,
     login: &'a str,
     ip: ClientIp,
 }
 
 impl Failure<'_> {
-    async fn record(&self, state: &web::Data<AppState>, reason: &'static str) -> ApiError {
-        for key in &self.keys {
-            state.failed_logins.record(key);
-        }
+    async fn record(self, state: &web::Data<AppState>, reason: &'static str) -> ApiError {
+        self.attempt.keep();
         Metrics::inc(&state.metrics.login_failures);
         let event = Event::new("login_failed")
             .by_name(self.login)
@@ -137,22 +146,31 @@ impl Failure<'_> {
     }
 }
 
-/// `RateLimited` (audited) when `key` has used up its failed logins.
-async fn refuse_if_limited(state: &web::Data<AppState>, key: &str, login: &str, ip: ClientIp) -> Result<(), ApiError> {
-    let Err(retry_after_secs) = state.failed_logins.check(key) else {
-        return Ok(());
-    };
-    let event = Event::new("rate_limited")
-        .by_name(login)
-        .ip(&ip.to_string())
-        .details(json!({"what": "login", "retry_after": retry_after_secs}));
-    db::run(&state.pool, move |conn| event.record(conn)).await?;
-    Err(ApiError::RateLimited { retry_after_secs })
-}
-
 async fn refuse_banned_ip(state: &web::Data<AppState>, ip: ClientIp) -> Result<(), ApiError> {
     let ip = ip.to_string();
     db::run(&state.pool, move |conn| refuse_banned(conn, None, &ip)).await
+}
+
+/// A registration the database refused, audited when it is the user limit.
+struct Refusal<'a> {
+    username: &'a str,
+    email: &'a str,
+    max_users: u32,
+    ip: &'a str,
+}
+
+fn account_refused(conn: &Connection, err: DbError, refusal: Refusal<'_>) -> ApiError {
+    if !matches!(err, DbError::UserLimit) {
+        return err.into();
+    }
+    let event = Event::new("user_limit_blocked")
+        .by_name(refusal.username)
+        .ip(refusal.ip)
+        .details(json!({"email": refusal.email, "max_users": refusal.max_users}));
+    match event.record(conn) {
+        Ok(()) => ApiError::UserLimit,
+        Err(e) => e.into(),
+    }
 }
 
 async fn register(
@@ -165,30 +183,48 @@ async fn register(
     let username = validate::username(&request.username)?;
     let email = validate::email(&request.email)?;
     validate::password(&request.password)?;
+    if let Err(refused) = state.registrations.hit(&limits::ip(ip)) {
+        return Err(rate_limited(&state, refused, "register", ip, Actor::Named(&username)).await);
+    }
     refuse_banned_ip(&state, ip).await?;
     solve_captcha(&state, request.captcha_id, request.captcha_answer, ip, &username).await?;
 
+    // The cheap refusals come before the costly hash, and again in the
+    // transaction that creates the account.
+    let max_users = state.config.max_users;
+    let ip = ip.to_string();
+    let (name, address, from) = (username.clone(), email.clone(), ip.clone());
+    db::run(&state.pool, move |conn| {
+        users::check_new_account(conn, &name, &address, max_users).map_err(|e| {
+            let refusal = Refusal {
+                username: &name,
+                email: &address,
+                max_users,
+                ip: &from,
+            };
+            account_refused(conn, e, refusal)
+        })
+    })
+    .await?;
     let cost = state.config.bcrypt_cost;
-    let hash = web::block(move || password::hash(&request.password, cost))
+    let secret = request.password;
+    let hash = state
+        .password_jobs
+        .run(move || password::hash(&secret, cost))
         .await?
         .map_err(ApiError::internal)?;
     let account = users::NewAccount::with_password(username, email, hash);
     let st = state.clone();
-    let ip = ip.to_string();
     let session = db::run(&state.pool, move |conn| -> Result<NewSession, ApiError> {
-        let created = db::immediate(conn, |tx| users::create_account(tx, &account, st.config.max_users));
-        let id = match created {
-            Err(DbError::UserLimit) => {
-                Event::new("user_limit_blocked")
-                    .by_name(&account.username)
-                    .ip(&ip)
-                    .details(json!({"email": account.email, "max_users": st.config.max_users}))
-                    .record(conn)?;
-                return Err(ApiError::UserLimit);
-            }
-            other => other?,
-        };
-        promote_if_admin_email(conn, &st, id, Some(&account.email))?;
+        let id = db::immediate(conn, |tx| users::create_account(tx, &account, max_users)).map_err(|e| {
+            let refusal = Refusal {
+                username: &account.username,
+                email: &account.email,
+                max_users,
+                ip: &ip,
+            };
+            account_refused(conn, e, refusal)
+        })?;
         Event::new("register")
             .by(id, &account.username)
             .ip(&ip)
@@ -215,8 +251,11 @@ async fn login(
     if request.password.chars().count() > validate::PASSWORD_MAX_CHARS {
         return Err(ApiError::bad_request("a password has at most 128 characters"));
     }
-    let ip_key = format!("ip:{ip}");
-    refuse_if_limited(&state, &ip_key, &login, ip).await?;
+    let ip_limit_key = limits::ip(ip);
+    // A quick refusal before the CAPTCHA; the reservation below decides.
+    if let Err(refused) = state.failed_logins.check(&ip_limit_key) {
+        return Err(rate_limited(&state, refused, "login", ip, Actor::Named(&login)).await);
+    }
     solve_captcha(&state, request.captcha_id, request.captcha_answer, ip, &login).await?;
 
     let ip_text = ip.to_string();
@@ -227,25 +266,33 @@ async fn login(
     })
     .await?;
     // Failures count against the account, however it was named (username or
-    // email); a login that names no account counts against its text.
+    // email), from this address only: a stranger's guesses elsewhere cannot
+    // lock its owner out. A login that names no account counts against its
+    // text. The attempt counts from now until it proves right, so parallel
+    // guesses cannot all pass the limit before the first is recorded.
     let account_key = match &credentials {
-        Some(c) => format!("user:{}", c.id),
-        None => format!("login:{}", login.to_lowercase()),
+        Some(c) => format!("user:{}@{}", c.id, ip_key(ip.0)),
+        None => format!("login:{}@{}", login.to_lowercase(), ip_key(ip.0)),
     };
-    refuse_if_limited(&state, &account_key, &login, ip).await?;
+    let attempt = match state.failed_logins.reserve(&[ip_limit_key, account_key]) {
+        Ok(attempt) => attempt,
+        Err(refused) => return Err(rate_limited(&state, refused, "login", ip, Actor::Named(&login)).await),
+    };
     let password = request.password;
     let cost = state.config.bcrypt_cost;
     let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
-    let verified = web::block(move || match hash {
-        Some(hash) => password::verify(&password, &hash),
-        None => {
-            password::spend_verify_time(&password, cost);
-            false
-        }
-    })
-    .await?;
+    let verified = state
+        .password_jobs
+        .run(move || match hash {
+            Some(hash) => password::verify(&password, &hash),
+            None => {
+                password::spend_verify_time(&password, cost);
+                false
+            }
+        })
+        .await?;
     let failure = Failure {
-        keys: [ip_key, account_key],
+        attempt,
         login: &login,
         ip,
     };
@@ -257,17 +304,20 @@ async fn login(
     };
     let totp_step = match &credentials.totp_secret {
         None => None,
-        Some(secret) => {
+        Some(stored) => {
             let code = request.totp.as_deref().unwrap_or("").trim();
             if code.is_empty() {
                 return Err(ApiError::TotpRequired);
             }
-            match totp::verify(secret, code, Utc::now().timestamp(), credentials.totp_last_step) {
+            let secret = open_totp_secret(&state, stored)?;
+            match totp::verify(&secret, code, Utc::now().timestamp(), credentials.totp_last_step) {
                 Some(step) => Some(step),
                 None => return Err(failure.record(&state, "bad_totp").await),
             }
         }
     };
+    // Right: the reserved attempt is refunded when `failure` goes.
+    drop(failure);
     let st = state.clone();
     let ip = ip.to_string();
     let session = db::run(&state.pool, move |conn| -> Result<NewSession, ApiError> {
@@ -284,7 +334,6 @@ async fn login(
                 .record(conn)?;
             return Err(banned);
         }
-        promote_if_admin_email(conn, &st, credentials.id, credentials.email.as_deref())?;
         users::record_login(conn, credentials.id)?;
         Event::new("login")
             .by(credentials.id, &credentials.username)
@@ -295,6 +344,13 @@ async fn login(
     })
     .await?;
     Ok(signed_in(&state, StatusCode::OK, session))
+}
+
+/// A stored two-factor secret in clear. It fails only when SECRET_KEY has
+/// changed since the secret was sealed (or the row was altered).
+pub fn open_totp_secret(state: &AppState, stored: &str) -> Result<String, ApiError> {
+    totp::open_secret(&state.totp_key, stored)
+        .ok_or_else(|| ApiError::internal("a two-factor secret does not open: has SECRET_KEY changed?"))
 }
 
 /// Signs in as a guest. A guest who is signed in already keeps their identity.
@@ -312,12 +368,8 @@ async fn guest(
     if let Some(auth) = current.0.filter(|a| a.user.guest) {
         return Ok(HttpResponse::Ok().json(json!({"user": auth.user, "csrf_token": auth.csrf_token})));
     }
-    if let Err(retry_after_secs) = state.guest_logins.hit(&format!("ip:{ip}")) {
-        let event = Event::new("rate_limited")
-            .ip(&ip.to_string())
-            .details(json!({"what": "guest", "retry_after": retry_after_secs}));
-        db::run(&state.pool, move |conn| event.record(conn)).await?;
-        return Err(ApiError::RateLimited { retry_after_secs });
+    if let Err(refused) = state.guest_logins.hit(&limits::ip(ip)) {
+        return Err(rate_limited(&state, refused, "guest", ip, Actor::Named(&name)).await);
     }
     let st = state.clone();
     let ip = ip.to_string();
@@ -375,13 +427,17 @@ fn oidc_cookie(state: &AppState, value: String) -> Cookie<'static> {
         .finish()
 }
 
-async fn oidc_login(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Starts an OIDC sign-in: no session needed, so it is limited per IP.
+async fn oidc_login(state: web::Data<AppState>, ip: ClientIp) -> Result<HttpResponse, ApiError> {
     let oidc = state.oidc.as_ref().ok_or(ApiError::NotFound)?;
+    if let Err(refused) = state.oidc_starts.hit(&format!("start:{}", limits::ip(ip))) {
+        return Err(rate_limited(&state, refused, "oidc", ip, Actor::Unknown).await);
+    }
     match oidc.begin().await {
-        Ok((url, oidc_state)) => {
+        Ok((url, sealed)) => {
             let mut response = redirect(url.as_str());
             response
-                .add_cookie(&oidc_cookie(&state, oidc_state))
+                .add_cookie(&oidc_cookie(&state, sealed))
                 .map_err(ApiError::internal)?;
             Ok(response)
         }
@@ -407,12 +463,20 @@ async fn oidc_callback(
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let oidc = state.oidc.as_ref().ok_or(ApiError::NotFound)?;
-    let browser_state = req
+    // Each callback with a code costs a request to the provider.
+    if let Err(refused) = state.oidc_starts.hit(&format!("callback:{}", limits::ip(ip))) {
+        let error = rate_limited(&state, refused, "oidc_callback", ip, Actor::Unknown).await;
+        return Ok(with_oidc_cookie_cleared(
+            &state,
+            redirect(&format!("/login?error={}", error.code())),
+        ));
+    }
+    let sealed = req
         .cookie(OIDC_COOKIE)
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
     let outcome = match (&query.error, &query.code, &query.state) {
-        (None, Some(code), Some(returned_state)) => oidc.finish(returned_state, &browser_state, code).await,
+        (None, Some(code), Some(returned_state)) => oidc.finish(returned_state, &sealed, code).await,
         (error, ..) => Err(crate::auth::oidc::OidcError::Provider(
             error.clone().unwrap_or_else(|| "missing code or state".into()),
         )),
@@ -444,7 +508,6 @@ async fn oidc_callback(
                 .record(conn)?;
             return Err(banned);
         }
-        promote_if_admin_email(conn, &st, id, Some(&identity.email))?;
         users::record_login(conn, id)?;
         Event::new("login")
             .by(id, &user.username)

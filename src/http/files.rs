@@ -64,7 +64,9 @@ async fn upload(
     state
         .uploads
         .hit(&format!("user:{}", auth.user.id))
-        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+        .map_err(|refused| ApiError::RateLimited {
+            retry_after_secs: refused.retry_after_secs,
+        })?;
 
     let dir = state.config.data_dir.join(UPLOADS_DIR);
     tokio::fs::create_dir_all(&dir).await.map_err(ApiError::internal)?;

@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod files;
 pub mod guard;
 pub mod health;
+pub mod limits;
 pub mod me;
 pub mod pages;
 pub mod rooms;

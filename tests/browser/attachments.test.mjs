@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { assertNoProblems, launchBrowser, openPage, register, screenshot } from './browser.mjs';
-import { ADMIN_EMAIL, PASSWORD, startServer } from './server.mjs';
+import { assertNoProblems, launchBrowser, openPage, register, screenshot, signIn } from './browser.mjs';
+import { PASSWORD, startServer } from './server.mjs';
 
 /** A 1x1 PNG. */
 const PNG = Buffer.from(
@@ -85,8 +85,10 @@ describe('files and voice notes', () => {
 
     // An admin gives guests the permission: the open page shows the controls.
     const admin = await openPage(browser, server);
-    // Made admin the way admin.test.mjs does (ADMIN_EMAIL at registration).
-    await register(admin, { username: 'admin', email: ADMIN_EMAIL, password: PASSWORD });
+    // Made admin the way admin.test.mjs does: on the command line.
+    await server.createAdmin({ username: 'admin' });
+    await signIn(admin, { login: 'admin', password: PASSWORD });
+    await admin.waitForURL((url) => url.pathname === '/');
     const granted = await admin.evaluate(async () => {
       const me = await (await fetch('/api/me')).json();
       const headers = { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token };

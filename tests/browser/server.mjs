@@ -42,6 +42,7 @@ export async function startServer(env = {}) {
     ALLOW_GUESTS: 'true',
     CAPTCHA: 'false',
     LOGIN_RATE_PER_MIN: '0',
+    REGISTER_RATE_PER_MIN: '0',
     ...env,
   };
   const log = [];
@@ -53,6 +54,13 @@ export async function startServer(env = {}) {
     base: `http://${addr}`,
     log,
     url: (path) => `http://${addr}${path}`,
+    /**
+     * Creates an admin the supported way for a password-only install:
+     * `switchboard user create --admin` (password on stdin) against this
+     * server's database while it runs.
+     */
+    createAdmin: ({ username, email = ADMIN_EMAIL, password = PASSWORD }) =>
+      runCommand(bin, dir, settings, ['user', 'create', '--username', username, '--email', email, '--admin'], `${password}\n`),
     /** SIGTERM (sessions are told `server_restarting`, close 1012), then the same port and database again. */
     async restart() {
       await terminate(running);
@@ -93,6 +101,21 @@ async function spawnServer(bin, dir, env, log) {
     });
   });
   return { child, exited, addr };
+}
+
+/** Runs the binary with `args` and `input` on stdin; resolves when it succeeds. */
+function runCommand(bin, dir, env, args, input) {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(bin, args, { cwd: dir, stdio: ['pipe', 'ignore', 'pipe'], env });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (code === 0) resolveRun();
+      else reject(new Error(`switchboard ${args.join(' ')} exited with ${code}: ${stderr}`));
+    });
+    child.stdin.end(input);
+  });
 }
 
 async function terminate({ child, exited }) {

@@ -1,6 +1,7 @@
 // Two-factor sign-in as a person meets it: turn it on from the profile page
-// with a code from an "authenticator" (computed here, RFC 6238), sign out,
-// and sign in again through the login page's code step.
+// with a code from an "authenticator" (computed here, RFC 6238), turn it off
+// again (which needs the password as well as a code), turn it back on, sign
+// out, and sign in again through the login page's code step.
 
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -64,6 +65,34 @@ describe('two-factor sign-in', () => {
     assert.match(secret, /^[A-Z2-7]{32}$/);
     assert.match(await page.getAttribute('#totp-link', 'href'), /^otpauth:\/\/totp\/Switchboard%3Atess\?secret=/);
     await screenshot(page, 'profile-totp-setup');
+    await page.fill('#totp-code', totp(secret));
+    await page.click('#totp-enable-form button[type="submit"]');
+    await page.locator('#totp-disable-form').waitFor();
+    assert.equal(await page.textContent('#profile-totp'), 'On');
+  });
+
+  test('turning it off needs the password as well as a code', async () => {
+    const status = page.locator('#totp-disable-form .form-status');
+    // A code alone: the server asks for the password.
+    await page.fill('#totp-off-code', totp(secret, 1));
+    await page.click('#totp-disable-form button[type="submit"]');
+    await status.filter({ hasText: /password/i }).waitFor();
+    // A wrong password with a right code.
+    await page.fill('#totp-off-password', 'not my password');
+    await page.click('#totp-disable-form button[type="submit"]');
+    await status.filter({ hasText: 'not right' }).waitFor();
+    assert.equal(await page.textContent('#profile-totp'), 'On');
+    await screenshot(page, 'profile-totp-disable');
+    // Both right: it is off.
+    await page.fill('#totp-off-password', PASSWORD);
+    await page.click('#totp-disable-form button[type="submit"]');
+    await page.locator('#totp-start').waitFor();
+    assert.equal(await page.textContent('#profile-totp'), 'Off');
+
+    // And on again, with a new key, for the sign-in below.
+    await page.click('#totp-start');
+    await page.locator('#totp-enable-form').waitFor();
+    secret = (await page.textContent('#totp-secret')).replace(/\s+/g, '');
     await page.fill('#totp-code', totp(secret));
     await page.click('#totp-enable-form button[type="submit"]');
     await page.locator('#totp-disable-form').waitFor();

@@ -16,17 +16,21 @@ use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::OnceCell;
 
 pub const ADMIN_EMAIL: &str = "admin@example.org";
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Test settings: fast bcrypt, no CAPTCHA, guests on. Tests override any key.
+/// Test settings: fast bcrypt, no CAPTCHA, guests on, no limit on
+/// registrations (tests register many accounts from 127.0.0.1). Tests
+/// override any key.
 const DEFAULTS: &[(&str, &str)] = &[
     ("BCRYPT_COST", "4"),
     ("CAPTCHA", "false"),
     ("ALLOW_GUESTS", "true"),
+    ("REGISTER_RATE_PER_MIN", "0"),
     ("ADMIN_EMAIL", ADMIN_EMAIL),
     ("SECRET_KEY", "integration-test-secret-key"),
     ("LOG_FORMAT", "json"),
@@ -38,6 +42,8 @@ pub struct Server {
     pub dir: TempDir,
     child: Child,
     env: Vec<(String, String)>,
+    /// Set once [`Server::admin`] has created the admin account.
+    admin_created: OnceCell<()>,
 }
 
 impl Server {
@@ -54,7 +60,13 @@ impl Server {
             env.push((k.to_string(), v.to_string()));
         }
         let (child, base) = spawn(&env, "127.0.0.1:0").await;
-        Server { base, dir, child, env }
+        Server {
+            base,
+            dir,
+            child,
+            env,
+            admin_created: OnceCell::new(),
+        }
     }
 
     /// Kills the process without warning (SIGKILL) and starts it again on
@@ -92,13 +104,79 @@ impl Server {
         Api::new(&self.base)
     }
 
-    /// A registered, signed-in account (the first one with ADMIN_EMAIL is admin).
+    /// A registered, signed-in account (never an admin: a password
+    /// registration does not verify its address).
     pub async fn user(&self, username: &str) -> Api {
         self.register(username, &format!("{username}@example.org")).await
     }
 
+    /// The admin `admin` (email ADMIN_EMAIL), signed in on a fresh client.
+    /// The account is made the supported way for a password-only install,
+    /// `switchboard user create --admin` against this server's database
+    /// while it runs, on first use.
     pub async fn admin(&self) -> Api {
-        self.register("admin", ADMIN_EMAIL).await
+        self.admin_created.get_or_init(|| self.create_admin()).await;
+        let mut api = self.client();
+        let mut body = json!({"login": "admin", "password": PASSWORD});
+        let (_, config) = api.get("/api/auth/config").await;
+        if config["captcha"] == true {
+            let (id, answer) = solve_captcha(&mut api).await;
+            body["captcha_id"] = json!(id);
+            body["captcha_answer"] = json!(answer);
+        }
+        let (status, body) = api.post("/api/auth/login", body).await;
+        assert_eq!(status, StatusCode::OK, "admin login: {body}");
+        assert_eq!(body["user"]["is_admin"], true, "{body}");
+        api
+    }
+
+    async fn create_admin(&self) {
+        let mut child = self
+            .command(&[
+                "user",
+                "create",
+                "--username",
+                "admin",
+                "--email",
+                ADMIN_EMAIL,
+                "--admin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{PASSWORD}\n").as_bytes()).await.unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "switchboard user create --admin: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The `switchboard` binary with `args`, configured like this server.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(std::env::temp_dir())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// The server's SQLite database file.
+    pub fn database_path(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "DATABASE_PATH")
+            .map(|(_, v)| v.clone())
+            .unwrap()
     }
 
     pub async fn register(&self, username: &str, email: &str) -> Api {

@@ -21,6 +21,7 @@ const MESSAGES = {
   quota_exceeded: 'There is no room left for that in your storage quota or the server\'s.',
   insufficient_storage: 'The server is short of disk space for files. Try again later or tell an administrator.',
   unsupported_type: 'That type of file is not supported.',
+  busy: 'The server is busy. Please try again in a moment.',
   network: 'The server could not be reached. Check your connection and try again.',
   // Codes of WebSocket `error` frames.
   not_in_room: 'You are not in that room any more. Reload the page to join it again.',

@@ -133,13 +133,17 @@ async function enableTotp() {
 }
 
 async function disableTotp() {
+  const body = { code: fieldText(totpDisableForm, 'code') };
+  // Not trimmed: spaces can be part of a password.
+  const password = byId('totp-off-password').value;
+  if (password !== '') body.password = password;
   try {
-    const { user } = await api('POST', '/api/me/totp/disable', { code: fieldText(totpDisableForm, 'code') });
+    const { user } = await api('POST', '/api/me/totp/disable', body);
     totpDisableForm.reset();
     renderUser(user);
   } catch (error) {
     if (error instanceof ApiError && error.code === 'invalid_credentials') {
-      showStatus(totpDisableForm, 'That code is not right (each code works once).', 'error');
+      showStatus(totpDisableForm, 'The password or the code is not right (each code works once).', 'error');
       return;
     }
     throw error;
