@@ -8,6 +8,8 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+import { exitOf, terminate } from './processes.mjs';
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..', '..');
 
@@ -15,7 +17,6 @@ export const ADMIN_EMAIL = 'admin@example.org';
 export const PASSWORD = 'correct horse battery';
 
 const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 10_000;
 
 /** The binary under test: $SB_BIN, else the debug build of this repository. */
 export function binaryPath() {
@@ -55,13 +56,13 @@ export async function startServer(env = {}) {
     url: (path) => `http://${addr}${path}`,
     /** SIGTERM (sessions are told `server_restarting`, close 1012), then the same port and database again. */
     async restart() {
-      await terminate(running);
+      await terminate(running.child, running.exited);
       running = await spawnServer(bin, dir, { ...settings, BIND: addr }, log);
     },
     async stop() {
       if (stopped) return;
       stopped = true;
-      await terminate(running);
+      await terminate(running.child, running.exited);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -69,7 +70,7 @@ export async function startServer(env = {}) {
 
 async function spawnServer(bin, dir, env, log) {
   const child = spawn(bin, ['serve'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env });
-  const exited = new Promise((resolveExit) => child.once('exit', (code, signal) => resolveExit({ code, signal })));
+  const exited = exitOf(child);
   const lines = createInterface({ input: child.stderr });
   const addr = await new Promise((resolveAddr, reject) => {
     const timer = setTimeout(() => reject(new Error('the server did not say "listening" within 30 s')), START_TIMEOUT_MS);
@@ -93,14 +94,4 @@ async function spawnServer(bin, dir, env, log) {
     });
   });
   return { child, exited, addr };
-}
-
-async function terminate({ child, exited }) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timeout = new Promise((done) => setTimeout(done, STOP_TIMEOUT_MS, 'timeout'));
-  if ((await Promise.race([exited, timeout])) === 'timeout') {
-    child.kill('SIGKILL');
-    await exited;
-  }
 }
