@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and the machine lacks: the Rust toolchain's
-# components, Node.js packages for the local OpenID provider. Safe to run
+# components, Node.js packages for the local OpenID provider, Chromium and
+# coturn for the browser tests. Safe to run
 # again: it only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,15 @@ fi
 if [[ ! -x /usr/bin/chromium ]]; then
   echo "== installing Chromium (apt)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
+# coturn for the TURN browser test (tests/browser/turn.test.mjs starts its own
+# turnserver on loopback). Where systemd started the package's service on
+# install, it is stopped again: nothing needs it, and it would hold port 3478.
+if [[ ! -x /usr/bin/turnserver ]]; then
+  echo "== installing coturn (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>/dev/null; then
+    systemctl disable --now coturn
+  fi
 fi
