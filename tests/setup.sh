@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and the machine lacks: the Rust toolchain's
-# components, Node.js packages for the local OpenID provider, Chromium and
-# coturn for the browser tests. Safe to run
+# components, Node.js packages for the local OpenID provider, Chromium,
+# coturn and nftables for the browser tests. Safe to run
 # again: it only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +35,11 @@ if [[ ! -x /usr/bin/turnserver ]]; then
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>/dev/null; then
     systemctl disable --now coturn
   fi
+fi
+
+# nftables and iproute2 for the network-namespace harness (tests/netns/): the
+# firewall inside the namespace. Without root the tests that need it skip.
+if [[ ! -x /usr/sbin/nft || ! -x /sbin/ip ]]; then
+  echo "== installing nftables and iproute2 (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iproute2
 fi

@@ -25,10 +25,11 @@ export function binaryPath() {
 
 /**
  * Starts a server; `env` overrides the test defaults (e.g. {CAPTCHA: 'true'}).
- * Answers {base, log, url(path), restart(), stop()}. The log lines are kept in
- * `log` (and printed when SB_TEST_LOG is set).
+ * With `netns` (tests/netns/netns.mjs) it runs inside that network namespace.
+ * Answers {base, port, log, url(path), restart(), stop()}. The log lines are
+ * kept in `log` (and printed when SB_TEST_LOG is set).
  */
-export async function startServer(env = {}) {
+export async function startServer(env = {}, { netns = null } = {}) {
   const bin = binaryPath();
   if (!existsSync(bin)) throw new Error(`No server binary at ${bin}: run cargo build first (or set SB_BIN).`);
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-browser-'));
@@ -46,18 +47,20 @@ export async function startServer(env = {}) {
     ...env,
   };
   const log = [];
-  let running = await spawnServer(bin, dir, { ...settings, BIND: '127.0.0.1:0' }, log);
+  const start = (bind) => spawnServer(bin, dir, { ...settings, BIND: bind }, log, netns);
+  let running = await start('127.0.0.1:0');
   const addr = running.addr;
   let stopped = false;
 
   return {
     base: `http://${addr}`,
+    port: Number(addr.split(':').pop()),
     log,
     url: (path) => `http://${addr}${path}`,
     /** SIGTERM (sessions are told `server_restarting`, close 1012), then the same port and database again. */
     async restart() {
       await terminate(running.child, running.exited);
-      running = await spawnServer(bin, dir, { ...settings, BIND: addr }, log);
+      running = await start(addr);
     },
     async stop() {
       if (stopped) return;
@@ -68,8 +71,9 @@ export async function startServer(env = {}) {
   };
 }
 
-async function spawnServer(bin, dir, env, log) {
-  const child = spawn(bin, ['serve'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env });
+async function spawnServer(bin, dir, env, log, netns) {
+  const [file, args] = netns ? netns.command(bin, ['serve']) : [bin, ['serve']];
+  const child = spawn(file, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env });
   const exited = exitOf(child);
   const lines = createInterface({ input: child.stderr });
   const addr = await new Promise((resolveAddr, reject) => {
