@@ -54,6 +54,7 @@ const KEYS: &[&str] = &[
     "TURN_USERNAME",
     "TURN_CREDENTIAL",
     "TURN_TTL_SECONDS",
+    "ICE_TRANSPORT_POLICY",
     "MAX_UPLOAD_MB",
     "UPLOAD_RATE_PER_MIN",
     "UPLOAD_QUOTA_MB",
@@ -122,6 +123,17 @@ pub enum TurnAuth {
     None,
 }
 
+/// Which ICE candidates browsers may use: `RTCConfiguration.iceTransportPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IceTransportPolicy {
+    /// Direct paths when they work, TURN when they do not.
+    All,
+    /// TURN only: every call goes through the relay, so members never learn
+    /// each other's IP addresses.
+    Relay,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -153,6 +165,7 @@ pub struct Config {
     pub chat_burst: u32,
     pub stun_urls: Vec<String>,
     pub turn: Option<TurnConfig>,
+    pub ice_transport_policy: IceTransportPolicy,
     pub max_upload_bytes: u64,
     /// Uploads per user per sliding minute; 0 is no limit.
     pub upload_rate_per_min: u32,
@@ -325,6 +338,8 @@ impl Config {
             None => None,
             Some(raw) => Some(parse_public_url(raw)?),
         };
+        let turn = turn_config(s)?;
+        let ice_transport_policy = ice_transport_policy(s, turn.is_some())?;
         Ok(Config {
             bind: s.parse_or("BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             public_url,
@@ -349,7 +364,8 @@ impl Config {
             chat_rate_per_sec: s.parse_or("CHAT_RATE_PER_SEC", 5)?.max(1),
             chat_burst: s.parse_or("CHAT_BURST", 20)?.max(1),
             stun_urls: s.list("STUN_URLS"),
-            turn: turn_config(s)?,
+            turn,
+            ice_transport_policy,
             max_upload_bytes: s.parse_or("MAX_UPLOAD_MB", 50u64)? * MB,
             upload_rate_per_min: s.parse_or("UPLOAD_RATE_PER_MIN", 10)?,
             upload_quota_bytes: s.parse_or("UPLOAD_QUOTA_MB", 500u64)?.saturating_mul(MB),
@@ -473,6 +489,23 @@ fn turn_config(s: &Settings) -> Result<Option<TurnConfig>, ConfigError> {
         TurnAuth::None
     };
     Ok(Some(TurnConfig { urls, auth }))
+}
+
+fn ice_transport_policy(s: &Settings, has_turn: bool) -> Result<IceTransportPolicy, ConfigError> {
+    let Some(raw) = s.get("ICE_TRANSPORT_POLICY") else {
+        return Ok(IceTransportPolicy::All);
+    };
+    match raw.to_ascii_lowercase().as_str() {
+        "all" => Ok(IceTransportPolicy::All),
+        "relay" if has_turn => Ok(IceTransportPolicy::Relay),
+        // Without a TURN server a relay-only browser has no candidate at all.
+        "relay" => Err(invalid(
+            "ICE_TRANSPORT_POLICY",
+            raw,
+            "needs TURN_URLS: with relay, browsers use nothing but TURN",
+        )),
+        _ => Err(invalid("ICE_TRANSPORT_POLICY", raw, "expected all or relay")),
+    }
 }
 
 fn trusted_proxies(s: &Settings) -> Result<Vec<IpNet>, ConfigError> {
@@ -614,5 +647,21 @@ mod tests {
             c.public_base("0.0.0.0:9000".parse().unwrap()).as_str(),
             "http://127.0.0.1:9000/"
         );
+    }
+
+    #[test]
+    fn ice_transport_policy_relay_needs_turn() {
+        let c = Config::from_settings(&Settings::default()).unwrap();
+        assert_eq!(c.ice_transport_policy, IceTransportPolicy::All);
+        let relay = [
+            ("TURN_URLS", "turn:turn.example.org:3478"),
+            ("ICE_TRANSPORT_POLICY", "Relay"),
+        ];
+        let c = Config::from_settings(&settings(&relay)).unwrap();
+        assert_eq!(c.ice_transport_policy, IceTransportPolicy::Relay);
+        let err = Config::from_settings(&settings(&[("ICE_TRANSPORT_POLICY", "relay")])).unwrap_err();
+        assert!(err.to_string().contains("TURN_URLS"), "{err}");
+        let err = Config::from_settings(&settings(&[("ICE_TRANSPORT_POLICY", "direct")])).unwrap_err();
+        assert!(err.to_string().contains("ICE_TRANSPORT_POLICY"), "{err}");
     }
 }

@@ -35,6 +35,7 @@ async fn hello_names_the_session_and_its_user() {
     assert_eq!(ws.hello["user"]["username"], "ann");
     assert!(ws.sid().len() >= 12);
     assert_eq!(ws.hello["ice_servers"], json!([]));
+    assert_eq!(ws.hello["ice_transport_policy"], "all");
 }
 
 #[tokio::test]
@@ -43,6 +44,7 @@ async fn ice_servers_carry_time_limited_turn_credentials() {
         ("STUN_URLS", "stun:stun.example.org:3478"),
         ("TURN_URLS", "turn:turn.example.org:3478"),
         ("TURN_SECRET", "coturn-shared-secret"),
+        ("ICE_TRANSPORT_POLICY", "relay"),
     ])
     .await;
     let ann = server.user("ann").await;
@@ -55,6 +57,7 @@ async fn ice_servers_carry_time_limited_turn_credentials() {
         "{username}"
     );
     assert!(servers[1]["credential"].as_str().unwrap().len() >= 27);
+    assert_eq!(ws.hello["ice_transport_policy"], "relay");
 }
 
 #[tokio::test]

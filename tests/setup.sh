@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need and the machine lacks: the Rust toolchain's
-# components, cargo-audit, Node.js packages for the local OpenID provider.
-# Safe to run again: it only installs what is missing or out of date.
+# components, cargo-audit, Node.js packages for the local OpenID provider,
+# Chromium, coturn and nftables for the browser tests. Safe to run again: it
+# only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +31,22 @@ fi
 if [[ ! -x /usr/bin/chromium ]]; then
   echo "== installing Chromium (apt)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
+# coturn for the TURN browser test (tests/browser/turn.test.mjs starts its own
+# turnserver on loopback). Where systemd started the package's service on
+# install, it is stopped again: nothing needs it, and it would hold port 3478.
+if [[ ! -x /usr/bin/turnserver ]]; then
+  echo "== installing coturn (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>/dev/null; then
+    systemctl disable --now coturn
+  fi
+fi
+
+# nftables and iproute2 for the network-namespace harness (tests/netns/): the
+# firewall inside the namespace. Without root the tests that need it skip.
+if [[ ! -x /usr/sbin/nft || ! -x /sbin/ip ]]; then
+  echo "== installing nftables and iproute2 (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iproute2
 fi

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::config::IceTransportPolicy;
 use crate::db::users::User;
 use crate::ids::{RoomCode, SessionId, UserId};
 
@@ -124,6 +125,7 @@ pub enum ServerMsg<'a> {
         sid: &'a SessionId,
         user: &'a User,
         ice_servers: &'a [Value],
+        ice_transport_policy: IceTransportPolicy,
     },
     Joined {
         room: &'a RoomInfo,

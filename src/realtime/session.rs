@@ -231,6 +231,7 @@ impl WsSession {
                 sid: &self.sid,
                 user: &self.auth.user,
                 ice_servers: &ice_servers,
+                ice_transport_policy: self.state.config.ice_transport_policy,
             },
         );
     }

@@ -39,10 +39,11 @@ export class Socket {
     this.handlers = new Map();
     this.ws = null;
     this.state = 'idle';
-    /** From `hello`: this connection's id, the user, the WebRTC servers. */
+    /** From `hello`: this connection's id, the user, the WebRTC servers and policy. */
     this.sid = null;
     this.user = null;
     this.iceServers = [];
+    this.iceTransportPolicy = 'all';
     /** The room this page belongs in; asked for again after every reconnection. */
     this.room = null;
     this.attempt = 0;
@@ -147,6 +148,7 @@ export class Socket {
     this.sid = frame.sid;
     this.user = frame.user;
     this.iceServers = Array.isArray(frame.ice_servers) ? frame.ice_servers : [];
+    this.iceTransportPolicy = frame.ice_transport_policy === 'relay' ? 'relay' : 'all';
     this.everConnected = true;
     this.attempt = 0;
     this.setState('open');
