@@ -537,6 +537,7 @@ async fn a_tampered_or_expired_sign_in_cookie_fails_cleanly() {
         nonce: "n".repeat(22),
         pkce_verifier: "v".repeat(43),
         expires: chrono::Utc::now().timestamp() - 1,
+        invite: None,
     };
     let (landing, signed_in, _) = callback_with_cookie(callback.clone(), &expired.seal(&key)).await;
     assert_eq!(landing, "/login?error=oidc_expired");
