@@ -649,3 +649,18 @@ async fn mail_test_reports_success_or_the_smtp_error() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("SMTP_URL is not set"));
 }
+
+#[tokio::test]
+async fn an_address_change_keeps_to_the_allowed_domains() {
+    let mail = MailServer::start().await;
+    let server = server_with(&mail, &[("ALLOWED_EMAIL_DOMAINS", "example.org")]).await;
+    let mut vic = server.user("vic").await;
+    let (status, body) = vic
+        .post(
+            "/api/me/email",
+            json!({"email": "vic@elsewhere.example", "password": PASSWORD}),
+        )
+        .await;
+    assert_error(status, &body, 403, "email_domain_not_allowed");
+    assert_eq!(vic.me().await["email"], "vic@example.org");
+}
