@@ -30,6 +30,9 @@ CREATE TABLE users (
     totp_pending    TEXT,
     -- The last accepted time step: a code is never accepted twice.
     totp_last_step  INTEGER,
+    -- When the account's address was first verified (and the welcome mail
+    -- queued); NULL until then.
+    welcomed_at     INTEGER,
     UNIQUE (oidc_issuer, oidc_subject)
 );
 
@@ -135,6 +138,53 @@ CREATE TABLE uploads (
 
 -- Per-user quotas add up a user's files.
 CREATE INDEX uploads_by_user ON uploads (user_id);
+
+-- Mail waiting to go out: written in the same transaction as what caused
+-- it, sent by the mailer (src/mail/mailer.rs), deleted once sent or given up.
+CREATE TABLE outbox (
+    id               INTEGER PRIMARY KEY,
+    -- verify_email, password_reset, welcome, email_changed, ...
+    kind             TEXT    NOT NULL,
+    to_address       TEXT    NOT NULL,
+    subject          TEXT    NOT NULL,
+    -- The text and HTML bodies, sealed under SECRET_KEY: they carry one-time links.
+    body             TEXT    NOT NULL,
+    created_at       INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    -- Past this the mail is worthless (its link has expired) and is dropped.
+    discard_at       INTEGER,
+    last_error       TEXT
+);
+
+CREATE INDEX outbox_due ON outbox (next_attempt_at);
+
+-- One-time links: verifying an address, resetting a password. Only the
+-- SHA-256 of the token is stored; `email` is the address the link proves.
+CREATE TABLE account_tokens (
+    id          INTEGER PRIMARY KEY,
+    -- verify_email or password_reset
+    purpose     TEXT    NOT NULL,
+    token_hash  BLOB    NOT NULL UNIQUE,
+    user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    email       TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+
+CREATE INDEX account_tokens_by_user ON account_tokens (user_id, purpose);
+
+-- Invitations to register (REGISTRATION=invite). Only the code's SHA-256 is stored.
+CREATE TABLE invites (
+    id          INTEGER PRIMARY KEY,
+    code_hash   BLOB    NOT NULL UNIQUE,
+    -- Registrations it allows, as made and still left.
+    uses        INTEGER NOT NULL,
+    uses_left   INTEGER NOT NULL,
+    created_by  INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
 
 CREATE TABLE audit_log (
     id              INTEGER PRIMARY KEY,

@@ -1,5 +1,6 @@
-//! The command line: `serve` (the default), `migrate`, `user ...` and
-//! `hash-password`. Operator commands talk to the database directly.
+//! The command line: `serve` (the default), `migrate`, `user ...`,
+//! `mail test` and `hash-password`. Operator commands talk to the database
+//! (or the SMTP server) directly.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use serde_json::json;
 
 use crate::auth::{password, validate};
 use crate::config::{Config, ConfigError, Settings};
-use crate::db::{self, audit::Event, roles, users, DbError};
+use crate::db::{self, account_tokens, audit::Event, roles, sessions, users, DbError};
 use crate::error::ApiError;
 
 #[derive(Debug, Parser)]
@@ -39,6 +40,15 @@ pub enum Command {
     User(UserCommand),
     /// Read a password on standard input and print its bcrypt hash.
     HashPassword,
+    /// Outgoing mail.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Send a test mail to ADDRESS now, through SMTP_URL, and report the outcome.
+    Test { address: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +59,8 @@ pub enum UserCommand {
     Promote { username: String },
     /// Take the admin role from a user.
     Demote { username: String },
+    /// Set a user's password (read from standard input) and end their sessions.
+    SetPassword { username: String },
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +82,8 @@ pub enum CliError {
     Db(#[from] DbError),
     #[error("{0}")]
     Input(String),
+    #[error("mail: {0}")]
+    Mail(#[from] crate::mail::smtp::MailError),
 }
 
 impl From<ApiError> for CliError {
@@ -109,7 +123,62 @@ pub fn user(config: &Config, command: &UserCommand) -> Result<(), CliError> {
         UserCommand::Create(args) => create_user(config, &mut conn, args),
         UserCommand::Promote { username } => set_admin(&conn, username, true),
         UserCommand::Demote { username } => set_admin(&conn, username, false),
+        UserCommand::SetPassword { username } => set_password(config, &mut conn, username),
     }
+}
+
+/// The account named `username` (any case), or an error that says so.
+fn named_account(conn: &rusqlite::Connection, username: &str) -> Result<users::Credentials, CliError> {
+    users::find_credentials(conn, username)?
+        .filter(|c| c.username.eq_ignore_ascii_case(username))
+        .ok_or_else(|| CliError::Input(format!("no user named {username:?}")))
+}
+
+/// The operator's way back in for a user without mail: a new password, and
+/// every session of the account ends (a live socket closes at its next
+/// check, within a minute).
+fn set_password(config: &Config, conn: &mut rusqlite::Connection, username: &str) -> Result<(), CliError> {
+    let account = named_account(conn, username)?;
+    if account.is_guest {
+        return Err(CliError::Input("guests have no password".into()));
+    }
+    let secret = read_password()?;
+    validate::password(&secret)?;
+    let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
+    let ended = db::immediate(conn, |tx| -> Result<_, DbError> {
+        users::set_password_hash(tx, account.id, &hash)?;
+        account_tokens::revoke(tx, account.id, account_tokens::Purpose::PasswordReset)?;
+        let ended = sessions::delete_for_user(tx, account.id)?;
+        Event::new("password_reset")
+            .target(account.id)
+            .details(json!({"method": "cli", "username": account.username, "sessions_ended": ended}))
+            .record(tx)?;
+        Ok(ended)
+    })?;
+    println!("set the password of {}; {ended} session(s) ended", account.username);
+    Ok(())
+}
+
+/// Sends a test mail directly (not through the outbox) and reports the
+/// SMTP server's answer.
+pub fn mail(config: &Config, command: &MailCommand) -> Result<(), CliError> {
+    let MailCommand::Test { address } = command;
+    let address = validate::email(address)?;
+    let smtp_config = config
+        .smtp
+        .as_ref()
+        .ok_or_else(|| CliError::Input("SMTP_URL is not set: there is no mail to test".into()))?;
+    let public = config.public_base(config.bind);
+    let from = crate::mail::smtp::sender(config, &public)?;
+    let sender = crate::mail::smtp::SmtpSender::new(smtp_config, from.clone())?;
+    let base = public.as_str().trim_end_matches('/');
+    let mail = crate::mail::compose::Composer::new(&config.instance_name, base).test(&address);
+    actix_web::rt::System::new().block_on(sender.send_now(&mail))?;
+    println!(
+        "sent a test mail from {from} to {address} through {}:{}",
+        smtp_config.host, smtp_config.port
+    );
+    Ok(())
 }
 
 fn create_user(config: &Config, conn: &mut rusqlite::Connection, args: &CreateUser) -> Result<(), CliError> {
@@ -136,9 +205,7 @@ fn create_user(config: &Config, conn: &mut rusqlite::Connection, args: &CreateUs
 }
 
 fn set_admin(conn: &rusqlite::Connection, username: &str, admin: bool) -> Result<(), CliError> {
-    let credentials = users::find_credentials(conn, username)?
-        .filter(|c| c.username.eq_ignore_ascii_case(username))
-        .ok_or_else(|| CliError::Input(format!("no user named {username:?}")))?;
+    let credentials = named_account(conn, username)?;
     if admin {
         roles::add_role(conn, credentials.id, roles::ADMIN)?;
     } else {

@@ -64,6 +64,14 @@ const KEYS: &[&str] = &[
     "WS_MAX_PER_IP",
     "LOG_FORMAT",
     "WEB_DIR",
+    "INSTANCE_NAME",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "MAIL_RATE_PER_MIN",
+    "REQUIRE_VERIFIED_EMAIL",
+    "PASSWORD_LOGIN",
+    "REGISTRATION",
+    "ALLOWED_EMAIL_DOMAINS",
 ];
 
 /// A value that must never reach a log line or a response.
@@ -134,6 +142,46 @@ pub enum IceTransportPolicy {
     Relay,
 }
 
+/// How the mailer reaches its SMTP server (`SMTP_URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// User name and password for SMTP AUTH.
+    pub credentials: Option<(String, Secret)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtp://host[:port]`: no TLS (a relay on the same host or network).
+    None,
+    /// `smtp://host[:port]?tls=starttls`: STARTTLS, required.
+    StartTls,
+    /// `smtps://host[:port]`: TLS from the first byte.
+    Implicit,
+}
+
+/// Who may create an account (`REGISTRATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    Open,
+    /// Only with an invite an admin made.
+    Invite,
+    /// Only admins (and the command line) create accounts.
+    Closed,
+}
+
+impl Registration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Invite => "invite",
+            Self::Closed => "closed",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -180,6 +228,23 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Serve the web client from this folder instead of the embedded copy.
     pub web_dir: Option<PathBuf>,
+    /// The instance's name, in mail subjects and the default sender.
+    pub instance_name: String,
+    /// `None`: no mail at all.
+    pub smtp: Option<SmtpConfig>,
+    /// The From header as configured; `None` for the default made from the
+    /// public URL's host (see `mail::sender`).
+    pub mail_from: Option<String>,
+    /// Mails one client may cause per minute: counted per IP, per account
+    /// and per address; 0 is no limit.
+    pub mail_rate_per_min: u32,
+    /// Unverified password accounts stay out of rooms.
+    pub require_verified_email: bool,
+    /// False: sign-in by OIDC only.
+    pub password_login: bool,
+    pub registration: Registration,
+    /// Lower case; empty allows every domain.
+    pub allowed_email_domains: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -340,7 +405,7 @@ impl Config {
         };
         let turn = turn_config(s)?;
         let ice_transport_policy = ice_transport_policy(s, turn.is_some())?;
-        Ok(Config {
+        Config {
             bind: s.parse_or("BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             public_url,
             data_dir,
@@ -379,7 +444,53 @@ impl Config {
                 Some(other) => return Err(invalid("LOG_FORMAT", other, "expected text or json")),
             },
             web_dir: s.get("WEB_DIR").map(PathBuf::from),
-        })
+            instance_name: instance_name(s)?,
+            smtp: s.get("SMTP_URL").map(parse_smtp_url).transpose()?,
+            mail_from: s.get("MAIL_FROM").map(str::to_owned),
+            mail_rate_per_min: s.parse_or("MAIL_RATE_PER_MIN", 3)?,
+            require_verified_email: s.flag("REQUIRE_VERIFIED_EMAIL", false)?,
+            password_login: s.flag("PASSWORD_LOGIN", true)?,
+            registration: match s.get("REGISTRATION").map(str::to_ascii_lowercase).as_deref() {
+                None | Some("open") => Registration::Open,
+                Some("invite") => Registration::Invite,
+                Some("closed") => Registration::Closed,
+                Some(other) => return Err(invalid("REGISTRATION", other, "expected open, invite or closed")),
+            },
+            allowed_email_domains: s
+                .list("ALLOWED_EMAIL_DOMAINS")
+                .iter()
+                .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+                .collect(),
+        }
+        .checked()
+    }
+
+    /// Refuses combinations that would leave people unable to sign in.
+    fn checked(self) -> Result<Self, ConfigError> {
+        if !self.password_login && self.oidc.is_none() {
+            return Err(ConfigError::Missing(
+                "PASSWORD_LOGIN is false but OIDC is not configured: set OIDC_CLIENT_ID and \
+                 OIDC_CLIENT_SECRET, or leave password sign-in on"
+                    .into(),
+            ));
+        }
+        if self.require_verified_email && self.password_login && self.smtp.is_none() {
+            return Err(ConfigError::Missing(
+                "REQUIRE_VERIFIED_EMAIL needs mail to verify addresses: set SMTP_URL \
+                 (or turn PASSWORD_LOGIN off, so every account comes verified from OIDC)"
+                    .into(),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// True when `email`'s domain may register or sign in (ALLOWED_EMAIL_DOMAINS).
+    pub fn email_domain_allowed(&self, email: &str) -> bool {
+        if self.allowed_email_domains.is_empty() {
+            return true;
+        }
+        let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+        domain.is_some_and(|d| self.allowed_email_domains.contains(&d))
     }
 
     /// The public origin (`scheme://host[:port]`) that browsers use, for the
@@ -441,6 +552,97 @@ fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
         return Err(invalid("PUBLIC_URL", raw, "expected an http or https URL"));
     }
     Ok(url)
+}
+
+/// The longest INSTANCE_NAME: it goes in every mail subject.
+const INSTANCE_NAME_MAX_CHARS: usize = 64;
+
+fn instance_name(s: &Settings) -> Result<String, ConfigError> {
+    let name = s.get("INSTANCE_NAME").unwrap_or("Switchboard");
+    if name.chars().count() > INSTANCE_NAME_MAX_CHARS || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "INSTANCE_NAME",
+            name,
+            "at most 64 characters, no control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// `smtp://[user:pass@]host[:port]` (no TLS; port 25), the same with
+/// `?tls=starttls` (STARTTLS required; port 587), or
+/// `smtps://[user:pass@]host[:port]` (TLS from the start; port 465). The
+/// user name and password are percent-decoded. An invalid URL is reported
+/// without its password.
+fn parse_smtp_url(raw: &str) -> Result<SmtpConfig, ConfigError> {
+    let refuse = |reason: &str| invalid("SMTP_URL", &redact_password(raw), reason);
+    let url = Url::parse(raw).map_err(|e| refuse(&e.to_string()))?;
+    let host = match url.host() {
+        Some(url::Host::Domain(name)) if !name.is_empty() => name.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        _ => return Err(refuse("the URL names no host")),
+    };
+    let tls_param = url
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.to_ascii_lowercase());
+    if let Some((key, _)) = url.query_pairs().find(|(k, _)| k != "tls") {
+        return Err(refuse(&format!("unknown parameter {key:?} (only tls)")));
+    }
+    let (tls, default_port) = match (url.scheme(), tls_param.as_deref()) {
+        ("smtp", None | Some("none")) => (SmtpTls::None, 25),
+        ("smtp", Some("starttls" | "required")) => (SmtpTls::StartTls, 587),
+        ("smtps", None | Some("implicit")) => (SmtpTls::Implicit, 465),
+        ("smtp" | "smtps", Some(_)) => return Err(refuse("tls is starttls (with smtp://) or absent")),
+        _ => return Err(refuse("expected an smtp:// or smtps:// URL")),
+    };
+    let decode = |part: &str| {
+        percent_decode(part).ok_or_else(|| refuse("the user name or password is not valid percent-encoded UTF-8"))
+    };
+    let credentials = match (url.username(), url.password()) {
+        ("", None) => None,
+        (user, password) => Some((decode(user)?, Secret::new(decode(password.unwrap_or(""))?))),
+    };
+    Ok(SmtpConfig {
+        host,
+        port: url.port().unwrap_or(default_port),
+        tls,
+        credentials,
+    })
+}
+
+fn percent_decode(part: &str) -> Option<String> {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `raw` with the password of its userinfo (if any) replaced, for messages.
+fn redact_password(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        // Unparsable: whatever sits between "://" and the last "@" may be a secret.
+        Err(_) => match (raw.find("://"), raw.rfind('@')) {
+            (Some(start), Some(at)) if at > start => format!("{}***{}", &raw[..start + 3], &raw[at..]),
+            _ => raw.to_owned(),
+        },
+    }
 }
 
 fn oidc_config(s: &Settings) -> Result<Option<OidcConfig>, ConfigError> {
@@ -571,6 +773,12 @@ mod tests {
         assert_eq!(c.upload_quota_bytes, 500 * MB);
         assert_eq!(c.upload_total_bytes, 10_240 * MB);
         assert_eq!(c.upload_disk_reserve_bytes, 100 * MB);
+        assert_eq!(c.instance_name, "Switchboard");
+        assert!(c.smtp.is_none() && c.mail_from.is_none());
+        assert_eq!(c.mail_rate_per_min, 3);
+        assert!(c.password_login && !c.require_verified_email);
+        assert_eq!(c.registration, Registration::Open);
+        assert!(c.allowed_email_domains.is_empty());
     }
 
     #[test]
@@ -638,6 +846,81 @@ mod tests {
         assert!(c.is_trusted_proxy("10.1.2.3".parse().unwrap()));
         assert!(c.is_trusted_proxy("127.0.0.1".parse().unwrap()));
         assert!(!c.is_trusted_proxy("127.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn smtp_urls_choose_tls_and_default_ports() {
+        let plain = parse_smtp_url("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!(
+            (plain.host.as_str(), plain.port, plain.tls),
+            ("127.0.0.1", 2525, SmtpTls::None)
+        );
+        assert!(plain.credentials.is_none());
+        let starttls = parse_smtp_url("smtp://mail.example.org?tls=starttls").unwrap();
+        assert_eq!((starttls.port, starttls.tls), (587, SmtpTls::StartTls));
+        let implicit = parse_smtp_url("smtps://me%40example.org:p%3Ass@mail.example.org").unwrap();
+        assert_eq!((implicit.port, implicit.tls), (465, SmtpTls::Implicit));
+        let (user, password) = implicit.credentials.unwrap();
+        assert_eq!((user.as_str(), password.expose()), ("me@example.org", "p:ss"));
+        assert_eq!(parse_smtp_url("smtp://[::1]").unwrap().host, "::1");
+    }
+
+    #[test]
+    fn a_bad_smtp_url_is_reported_without_its_password() {
+        for raw in [
+            "http://user:hunter2@mail.example.org",
+            "smtps://user:hunter2@mail.example.org?tls=starttls",
+            "smtp://user:hunter2@mail.example.org?bogus=1",
+            "smtp://user:hunter2@",
+        ] {
+            let err = parse_smtp_url(raw).unwrap_err().to_string();
+            assert!(err.contains("SMTP_URL"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let c = Config::from_settings(&settings(&[("SMTP_URL", "smtp://u:hunter2@h")])).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"), "Debug hides the password");
+    }
+
+    #[test]
+    fn password_login_off_needs_oidc() {
+        let err = Config::from_settings(&settings(&[("PASSWORD_LOGIN", "false")])).unwrap_err();
+        assert!(err.to_string().contains("OIDC"), "{err}");
+        let c = Config::from_settings(&settings(&[
+            ("PASSWORD_LOGIN", "false"),
+            ("OIDC_CLIENT_ID", "x"),
+            ("OIDC_CLIENT_SECRET", "y"),
+        ]))
+        .unwrap();
+        assert!(!c.password_login);
+    }
+
+    #[test]
+    fn required_verification_needs_mail() {
+        assert!(Config::from_settings(&settings(&[("REQUIRE_VERIFIED_EMAIL", "true")])).is_err());
+        let c = Config::from_settings(&settings(&[
+            ("REQUIRE_VERIFIED_EMAIL", "true"),
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
+        ]))
+        .unwrap();
+        assert!(c.require_verified_email);
+    }
+
+    #[test]
+    fn registration_and_allowed_domains() {
+        let c = Config::from_settings(&Settings::default()).unwrap();
+        assert_eq!(c.registration, Registration::Open);
+        assert!(c.email_domain_allowed("anyone@anywhere.example"));
+        let c = Config::from_settings(&settings(&[
+            ("REGISTRATION", "Invite"),
+            ("ALLOWED_EMAIL_DOMAINS", "example.org, @Corp.Example"),
+        ]))
+        .unwrap();
+        assert_eq!(c.registration, Registration::Invite);
+        assert!(c.email_domain_allowed("a@EXAMPLE.org"));
+        assert!(c.email_domain_allowed("b@corp.example"));
+        assert!(!c.email_domain_allowed("c@sub.example.org"), "exact domains only");
+        assert!(!c.email_domain_allowed("d@example.org.evil.example"));
+        assert!(Config::from_settings(&settings(&[("REGISTRATION", "sometimes")])).is_err());
     }
 
     #[test]

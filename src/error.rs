@@ -32,6 +32,21 @@ pub enum ApiError {
     UserLimit,
     #[error("not found")]
     NotFound,
+    /// SMTP_URL is not set: nothing can be mailed.
+    #[error("this server does not send mail")]
+    MailDisabled,
+    /// A one-time link that is wrong, used or expired.
+    #[error("this link is not valid: it may have been used already or have expired")]
+    InvalidToken,
+    #[error("this server signs in through single sign-on only")]
+    PasswordLoginDisabled,
+    #[error("this server does not take new accounts without an invitation")]
+    RegistrationClosed,
+    #[error("addresses of that domain may not sign up on this server")]
+    EmailDomainNotAllowed,
+    /// REQUIRE_VERIFIED_EMAIL: the account's address is not confirmed yet.
+    #[error("confirm your email address first: follow the link in the mail we sent")]
+    EmailUnverified,
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -77,6 +92,12 @@ impl ApiError {
             Self::GuestsDisabled => "guests_disabled",
             Self::UserLimit => "user_limit",
             Self::NotFound => "not_found",
+            Self::MailDisabled => "mail_disabled",
+            Self::InvalidToken => "invalid_token",
+            Self::PasswordLoginDisabled => "password_login_disabled",
+            Self::RegistrationClosed => "registration_closed",
+            Self::EmailDomainNotAllowed => "email_domain_not_allowed",
+            Self::EmailUnverified => "email_unverified",
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "too_large",
             Self::QuotaExceeded(_) => "quota_exceeded",
@@ -92,11 +113,19 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) | Self::CaptchaFailed => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated | Self::InvalidCredentials | Self::TotpRequired => StatusCode::UNAUTHORIZED,
-            Self::Csrf | Self::Forbidden | Self::Banned { .. } | Self::GuestsDisabled | Self::UserLimit => {
-                StatusCode::FORBIDDEN
+            Self::BadRequest(_) | Self::CaptchaFailed | Self::MailDisabled | Self::InvalidToken => {
+                StatusCode::BAD_REQUEST
             }
+            Self::Unauthenticated | Self::InvalidCredentials | Self::TotpRequired => StatusCode::UNAUTHORIZED,
+            Self::Csrf
+            | Self::Forbidden
+            | Self::Banned { .. }
+            | Self::GuestsDisabled
+            | Self::UserLimit
+            | Self::PasswordLoginDisabled
+            | Self::RegistrationClosed
+            | Self::EmailDomainNotAllowed
+            | Self::EmailUnverified => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) | Self::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,14 +1,15 @@
 //! A small actor that owns a timer and sweeps what expires: sessions past
-//! their idle timeout or lifetime, then guest accounts no session leads to.
-//! Errors are logged; the actor lives on.
+//! their idle timeout or lifetime, guest accounts no session leads to, and
+//! one-time links and invitations that expired or were used up. Errors are
+//! logged; the actor lives on.
 
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context};
 
 use crate::db::sessions::{self, Lifetimes};
-use crate::db::users;
 use crate::db::Pool;
+use crate::db::{account_tokens, invites, users};
 
 const SWEEP_EVERY: Duration = Duration::from_secs(300);
 /// A guest account lives at least this long (its first session is being made).
@@ -36,12 +37,15 @@ impl Actor for Janitor {
                 let swept = crate::db::run(&pool, move |conn| {
                     let sessions = sessions::purge_expired(conn, lifetimes)?;
                     let guests = users::purge_abandoned_guests(conn, GUEST_GRACE_MS)?;
-                    Ok::<_, crate::db::DbError>((sessions, guests))
+                    let links = account_tokens::purge_expired(conn)? + invites::purge_spent(conn)?;
+                    Ok::<_, crate::db::DbError>((sessions, guests, links))
                 })
                 .await;
                 match swept {
-                    Ok((0, 0)) => {}
-                    Ok((sessions, guests)) => tracing::info!(sessions, guests, "expired sessions and guests removed"),
+                    Ok((0, 0, 0)) => {}
+                    Ok((sessions, guests, links)) => {
+                        tracing::info!(sessions, guests, links, "expired sessions, guests and links removed");
+                    }
                     Err(error) => tracing::error!(%error, "sweeping expired sessions failed"),
                 }
             });

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod ip_scope;
 pub mod janitor;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod realtime;
 pub mod server;

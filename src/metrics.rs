@@ -19,6 +19,9 @@ pub struct Metrics {
     pub password_jobs_running: AtomicI64,
     /// The most bcrypt jobs that have run at once.
     pub password_jobs_peak: AtomicI64,
+    /// Mails the mailer sent, and those it gave up or dropped.
+    pub mail_sent: AtomicU64,
+    pub mail_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -27,7 +30,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let counters: [(&str, &str, &AtomicU64); 8] = [
+        let counters: [(&str, &str, &AtomicU64); 10] = [
             ("switchboard_logins_total", "Successful sign-ins", &self.logins),
             (
                 "switchboard_login_failures_total",
@@ -53,6 +56,12 @@ impl Metrics {
                 "switchboard_deliveries_total",
                 "Frames delivered to sockets",
                 &self.deliveries,
+            ),
+            ("switchboard_mail_sent_total", "Mails sent", &self.mail_sent),
+            (
+                "switchboard_mail_failed_total",
+                "Mails given up or dropped unsent",
+                &self.mail_failed,
             ),
             (
                 "switchboard_password_jobs_total",

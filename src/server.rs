@@ -21,6 +21,9 @@ use crate::db::writer::Writer;
 use crate::db::{self, DbError};
 use crate::http::{self, guard};
 use crate::janitor::Janitor;
+use crate::mail::mailer::Mailer;
+use crate::mail::smtp::{self, MailError, SmtpSender};
+use crate::mail::{self as outgoing, Postbox};
 use crate::metrics::Metrics;
 use crate::realtime::monitor::AdminMonitor;
 use crate::realtime::registry::{SessionRegistry, Shutdown};
@@ -42,6 +45,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("OIDC: {0}")]
     Oidc(#[from] OidcError),
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -81,6 +86,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::default());
     let monitor = AdminMonitor::default().start();
     let registry = SessionRegistry::new(monitor.clone(), writer.clone(), pool.clone(), metrics.clone()).start();
+    let mail = start_mailer(&config, &public, &secret, &pool, &metrics)?;
 
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),
@@ -90,6 +96,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         captchas: SlidingWindow::per_minute(config.captcha_rate_per_min),
         oidc_starts: SlidingWindow::per_minute(config.oidc_rate_per_min),
         password_changes: SlidingWindow::per_minute(config.password_change_rate_per_min),
+        mails: SlidingWindow::per_minute(config.mail_rate_per_min),
+        mail,
+        public_base: public.as_str().trim_end_matches('/').to_owned(),
         password_jobs: PasswordJobs::new(metrics.clone()),
         totp_key,
         captcha: CaptchaStore::default(),
@@ -129,6 +138,27 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     writer.flush().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The mailer and the postbox that feeds it, when SMTP is configured; says
+/// once, at start, when it is not.
+fn start_mailer(
+    config: &Config,
+    public: &url::Url,
+    secret: &crate::config::Secret,
+    pool: &db::Pool,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<Postbox>, StartError> {
+    let Some(smtp_config) = &config.smtp else {
+        tracing::info!("mail is off (SMTP_URL is not set): no verification, reset or welcome mails");
+        return Ok(None);
+    };
+    let from = smtp::sender(config, public)?;
+    let sender = SmtpSender::new(smtp_config, from.clone())?;
+    let key = || SealingKey::derive(secret, outgoing::SEALING_PURPOSE);
+    let mailer = Mailer::new(pool.clone(), sender, key(), metrics.clone()).start();
+    tracing::info!(host = %smtp_config.host, port = smtp_config.port, from = %from, "mail is on");
+    Ok(Some(Postbox::new(public, &config.instance_name, key(), mailer)))
 }
 
 /// Two-factor secrets written before they were sealed at rest are sealed

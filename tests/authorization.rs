@@ -355,6 +355,14 @@ enum Action {
     CreatePermission,
     ReadLogs,
     ReadMessages,
+    /// `POST /api/admin/users`: a new account with a link to choose a password.
+    CreateUser,
+    /// A one-time reset link to hand over to the target.
+    ResetLink,
+    ListInvites,
+    CreateInvite,
+    /// Revokes a fresh invitation.
+    RevokeInvite,
 }
 
 struct Row {
@@ -420,6 +428,13 @@ const MATRIX: &[Row] = &[
     row(CreatePermission,        On::Nobody, [201, 403, 403, 403, 201]),
     row(ReadLogs,                On::Nobody, [200, 403, 403, 403, 403]),
     row(ReadMessages,            On::Nobody, [200, 403, 403, 403, 403]),
+    row(CreateUser,              On::Nobody, [201, 403, 403, 403, 201]),
+    row(ResetLink,               On::Plain,  [200, 403, 403, 403, 200]),
+    // Escalation: an admin.users holder taking over an admin by a reset link.
+    row(ResetLink,               On::Admin,  [200, 403, 403, 403, 403]),
+    row(ListInvites,             On::Nobody, [200, 403, 403, 403, 200]),
+    row(CreateInvite,            On::Nobody, [201, 403, 403, 403, 201]),
+    row(RevokeInvite,            On::Nobody, [204, 403, 403, 403, 204]),
 ];
 
 /// Everything one cell needs, made fresh so no cell sees another's effects.
@@ -660,6 +675,19 @@ impl Matrix {
             ),
             ReadLogs => (Method::GET, "/api/admin/logs".into(), None),
             ReadMessages => (Method::GET, "/api/admin/messages".into(), None),
+            CreateUser => (
+                Method::POST,
+                "/api/admin/users".into(),
+                Some(json!({"username": format!("made-{n}"), "email": format!("made-{n}@example.org")})),
+            ),
+            ResetLink => (Method::POST, format!("/api/admin/users/{target_id}/reset-link"), None),
+            ListInvites => (Method::GET, "/api/admin/invites".into(), None),
+            CreateInvite => (Method::POST, "/api/admin/invites".into(), Some(json!({"uses": 2}))),
+            RevokeInvite => {
+                let (status, invite) = self.root.post("/api/admin/invites", json!({})).await;
+                assert_eq!(status, 201, "{invite}");
+                (Method::DELETE, format!("/api/admin/invites/{}", invite["id"]), None)
+            }
         };
         let mut req = cell.actor.request(method, &path);
         if let Some(body) = body {

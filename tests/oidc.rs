@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{assert_error, Api, Server, ADMIN_EMAIL};
+use common::{assert_error, Api, Server, ADMIN_EMAIL, PASSWORD};
 use futures_util::stream::{self, StreamExt};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
@@ -124,7 +124,12 @@ struct RoundTrip {
 
 /// Starts a sign-in and follows it to the provider and back to the callback.
 async fn to_callback(server: &Server, api: &Api) -> (Url, Url) {
-    let response = api.http.get(server.url("/auth/oidc/login")).send().await.unwrap();
+    to_callback_from(server, api, "/auth/oidc/login").await
+}
+
+/// The same, started at `start` (such as `/auth/oidc/login?invite=CODE`).
+async fn to_callback_from(server: &Server, api: &Api, start: &str) -> (Url, Url) {
+    let response = api.http.get(server.url(start)).send().await.unwrap();
     let to = location(&response);
     let authorize =
         Url::parse(&to).unwrap_or_else(|_| panic!("/auth/oidc/login should redirect to the provider, not to {to:?}"));
@@ -537,6 +542,7 @@ async fn a_tampered_or_expired_sign_in_cookie_fails_cleanly() {
         nonce: "n".repeat(22),
         pkce_verifier: "v".repeat(43),
         expires: chrono::Utc::now().timestamp() - 1,
+        invite: None,
     };
     let (landing, signed_in, _) = callback_with_cookie(callback.clone(), &expired.seal(&key)).await;
     assert_eq!(landing, "/login?error=oidc_expired");
@@ -655,4 +661,134 @@ async fn max_users_applies_to_new_oidc_accounts() {
     assert!(trip.session_cookie_set);
     assert_eq!(rue.me().await["username"], "rue");
     assert_eq!(admin.user_total().await, 2);
+}
+
+#[tokio::test]
+async fn password_login_off_is_single_sign_on_only() {
+    let provider = Provider::start().await;
+    let server = start(&provider, &[("PASSWORD_LOGIN", "false")]).await;
+    let mut api = server.client();
+    let (_, config) = api.get("/api/auth/config").await;
+    assert_eq!(config["password"], false, "{config}");
+    assert_eq!(config["oidc"], true);
+
+    let (status, body) = api
+        .post(
+            "/api/auth/register",
+            json!({"username": "pat", "email": "pat@example.org", "password": PASSWORD}),
+        )
+        .await;
+    assert_error(status, &body, 403, "password_login_disabled");
+    let (status, body) = api
+        .post("/api/auth/login", json!({"login": "pat", "password": PASSWORD}))
+        .await;
+    assert_error(status, &body, 403, "password_login_disabled");
+    let (status, body) = api
+        .post("/api/auth/password-reset", json!({"email": "pat@example.org"}))
+        .await;
+    assert_error(status, &body, 403, "password_login_disabled");
+
+    // The provider's sign-in works, and its address counts as verified.
+    let trip = round_trip(&server, &api).await;
+    assert_eq!(trip.landing, "/choose-username");
+    let me = api.me().await;
+    assert_eq!(me["email_verified"], true, "{me}");
+    assert!(me["avatar_url"].is_null());
+}
+
+#[tokio::test]
+async fn password_login_off_without_oidc_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .env_clear()
+        .env("PASSWORD_LOGIN", "false")
+        .env("BIND", "127.0.0.1:0")
+        .env("DATABASE_PATH", dir.path().join("sb.db"))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("PASSWORD_LOGIN") && stderr.contains("OIDC"), "{stderr}");
+}
+
+#[tokio::test]
+async fn registration_by_invite_holds_for_a_first_sign_in() {
+    let provider = Provider::start().await;
+    provider
+        .set_identity(json!({"sub": "inv-1", "email": "quin@example.org", "email_verified": true}))
+        .await;
+    let server = start(&provider, &[("REGISTRATION", "invite")]).await;
+    let trip = round_trip(&server, &server.client()).await;
+    assert_eq!(trip.landing, "/login?error=registration_closed");
+    assert!(!trip.session_cookie_set);
+
+    let mut admin = server.admin().await;
+    let (status, invite) = admin.post("/api/admin/invites", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{invite}");
+    let code = invite["code"].as_str().unwrap();
+    let api = server.client();
+    let (_, callback) = to_callback_from(&server, &api, &format!("/auth/oidc/login?invite={code}")).await;
+    let (landing, signed_in) = follow_callback(&api, callback).await;
+    assert_eq!(landing, "/choose-username");
+    assert!(signed_in);
+
+    // The invitation is spent; the account signs in again without one.
+    let (_, list) = admin.get("/api/admin/invites").await;
+    assert_eq!(list["invites"][0]["uses_left"], 0, "{list}");
+    let trip = round_trip(&server, &server.client()).await;
+    assert!(trip.session_cookie_set, "{}", trip.landing);
+    // Another new identity with the spent code is refused.
+    provider
+        .set_identity(json!({"sub": "inv-2", "email": "rex@example.org", "email_verified": true}))
+        .await;
+    let api = server.client();
+    let (_, callback) = to_callback_from(&server, &api, &format!("/auth/oidc/login?invite={code}")).await;
+    let (landing, signed_in) = follow_callback(&api, callback).await;
+    assert_eq!(landing, "/login?error=registration_closed");
+    assert!(!signed_in);
+}
+
+#[tokio::test]
+async fn allowed_email_domains_hold_for_every_oidc_sign_in() {
+    let provider = Provider::start().await;
+    let server = start(&provider, &[("ALLOWED_EMAIL_DOMAINS", "example.org")]).await;
+    provider
+        .set_identity(json!({"sub": "dom-1", "email": "sam@elsewhere.example", "email_verified": true}))
+        .await;
+    let trip = round_trip(&server, &server.client()).await;
+    assert_eq!(trip.landing, "/login?error=email_domain_not_allowed");
+    assert!(!trip.session_cookie_set);
+    provider
+        .set_identity(json!({"sub": "dom-2", "email": "sam@example.org", "email_verified": true}))
+        .await;
+    let trip = round_trip(&server, &server.client()).await;
+    assert_eq!(trip.landing, "/choose-username");
+    let mut admin = server.admin().await;
+    let logs = admin.logs(&[("action", "login_failed")]).await;
+    let reasons: Vec<&Value> = logs["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["details"]["reason"])
+        .collect();
+    assert!(reasons.iter().any(|r| *r == "email_domain_not_allowed"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_first_oidc_sign_in_is_welcomed_by_mail() {
+    let mail = common::smtp::MailServer::start().await;
+    let provider = Provider::start().await;
+    provider
+        .set_identity(json!({"sub": "wel-1", "email": "tess@example.org", "email_verified": true, "name": "Tess"}))
+        .await;
+    let server = start(&provider, &[("SMTP_URL", &mail.url())]).await;
+    round_trip(&server, &server.client()).await;
+    let welcome = mail.mail("tess@example.org", "Welcome to Switchboard").await;
+    assert!(welcome["text"].as_str().unwrap().contains("Tess"), "{welcome}");
+    // No verification mail: the provider vouched for the address.
+    round_trip(&server, &server.client()).await;
+    assert_eq!(mail.mails_to("tess@example.org").len(), 1);
 }

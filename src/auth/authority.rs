@@ -86,6 +86,8 @@ mod tests {
             username: "actor".into(),
             display_name: "actor".into(),
             email: None,
+            email_verified: false,
+            avatar_url: None,
             is_admin,
             roles: Vec::new(),
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),

@@ -68,6 +68,9 @@ pub struct Identity {
     pub subject: String,
     pub email: String,
     pub name: Option<String>,
+    /// The invitation the sign-in was started with (REGISTRATION=invite): it
+    /// lets a first sign-in create an account.
+    pub invite: Option<String>,
 }
 
 /// A sign-in in progress, as sealed into the browser's `sb_oidc` cookie.
@@ -79,6 +82,9 @@ pub struct PendingSignIn {
     pub pkce_verifier: String,
     /// Unix seconds after which the cookie is refused.
     pub expires: i64,
+    /// An invitation code, carried from `/auth/oidc/login?invite=` to the callback.
+    #[serde(default)]
+    pub invite: Option<String>,
 }
 
 impl PendingSignIn {
@@ -147,8 +153,9 @@ impl OidcProvider {
     }
 
     /// Starts a sign-in: the provider URL to send the browser to, and the
-    /// sealed sign-in for the browser to keep (in the `sb_oidc` cookie).
-    pub async fn begin(&self) -> Result<(Url, String), OidcError> {
+    /// sealed sign-in for the browser to keep (in the `sb_oidc` cookie),
+    /// which carries `invite` to the callback.
+    pub async fn begin(&self, invite: Option<String>) -> Result<(Url, String), OidcError> {
         let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client
@@ -166,6 +173,7 @@ impl OidcProvider {
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.secret().clone(),
             expires: Utc::now().timestamp() + PENDING_TTL.as_secs() as i64,
+            invite,
         };
         Ok((url, pending.seal(&self.cookie_key)))
     }
@@ -199,6 +207,7 @@ impl OidcProvider {
             subject: claims.subject().to_string(),
             email: email.to_string(),
             name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+            invite: pending.invite,
         })
     }
 }

@@ -40,6 +40,16 @@ impl Auth {
         }
     }
 
+    /// `email_unverified` while REQUIRE_VERIFIED_EMAIL keeps this user out
+    /// of rooms.
+    pub fn require_room_access(&self, state: &AppState) -> Result<(), ApiError> {
+        if super::signin::must_verify_first(&state.config, &self.user) {
+            Err(ApiError::EmailUnverified)
+        } else {
+            Ok(())
+        }
+    }
+
     /// The live session behind `token`, if there is one, used from `ip`:
     /// `Banned` when an active ban covers its user or that address, so a
     /// ban made after sign-in holds on the very next request.

@@ -2,10 +2,13 @@
 //! schema and its migrations. Queries live beside their tables in the
 //! submodules; every call runs off the actix workers through [`run`].
 
+pub mod account_tokens;
 pub mod audit;
 pub mod bans;
 pub mod filter;
+pub mod invites;
 pub mod messages;
+pub mod outbox;
 pub mod roles;
 pub mod rooms;
 pub mod sessions;
@@ -73,6 +76,42 @@ const MIGRATIONS: &[&str] = &[
      INSERT OR IGNORE INTO role_permissions (role_id, permission_id)
          SELECT r.id, p.id FROM roles r, permissions p
          WHERE r.name IN ('moderator', 'user') AND p.name = 'files.upload';",
+    // 4 -> 5: mail (the outbox), one-time links, invitations, and when an
+    // account was welcomed (accounts verified already count as welcomed).
+    "ALTER TABLE users ADD COLUMN welcomed_at INTEGER;
+     UPDATE users SET welcomed_at = created_at WHERE email_verified = 1;
+     CREATE TABLE outbox (
+         id               INTEGER PRIMARY KEY,
+         kind             TEXT    NOT NULL,
+         to_address       TEXT    NOT NULL,
+         subject          TEXT    NOT NULL,
+         body             TEXT    NOT NULL,
+         created_at       INTEGER NOT NULL,
+         attempts         INTEGER NOT NULL DEFAULT 0,
+         next_attempt_at  INTEGER NOT NULL,
+         discard_at       INTEGER,
+         last_error       TEXT
+     );
+     CREATE INDEX outbox_due ON outbox (next_attempt_at);
+     CREATE TABLE account_tokens (
+         id          INTEGER PRIMARY KEY,
+         purpose     TEXT    NOT NULL,
+         token_hash  BLOB    NOT NULL UNIQUE,
+         user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         email       TEXT    NOT NULL,
+         created_at  INTEGER NOT NULL,
+         expires_at  INTEGER NOT NULL
+     );
+     CREATE INDEX account_tokens_by_user ON account_tokens (user_id, purpose);
+     CREATE TABLE invites (
+         id          INTEGER PRIMARY KEY,
+         code_hash   BLOB    NOT NULL UNIQUE,
+         uses        INTEGER NOT NULL,
+         uses_left   INTEGER NOT NULL,
+         created_by  INTEGER REFERENCES users (id) ON DELETE SET NULL,
+         created_at  INTEGER NOT NULL,
+         expires_at  INTEGER NOT NULL
+     );",
 ];
 
 pub const LATEST_VERSION: u32 = 1 + MIGRATIONS.len() as u32;

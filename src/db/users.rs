@@ -14,6 +14,11 @@ pub struct User {
     pub username: String,
     pub display_name: String,
     pub email: Option<String>,
+    /// The address has been proved: by the provider (OIDC), a verification
+    /// link, or a completed password reset.
+    pub email_verified: bool,
+    /// Always null until avatars exist.
+    pub avatar_url: Option<String>,
     pub is_admin: bool,
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
@@ -71,7 +76,7 @@ impl NewAccount {
 }
 
 const USER_COLUMNS: &str =
-    "id, username, display_name, email, is_guest, totp_secret IS NOT NULL, created_at, needs_username";
+    "id, username, display_name, email, is_guest, totp_secret IS NOT NULL, created_at, needs_username, email_verified";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -83,6 +88,8 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         totp_enabled: row.get(5)?,
         created_at: to_time(row.get(6)?),
         needs_username: row.get(7)?,
+        email_verified: row.get(8)?,
+        avatar_url: None,
         is_admin: false,
         roles: Vec::new(),
         permissions: Vec::new(),
@@ -270,6 +277,59 @@ pub fn set_username(conn: &Connection, id: UserId, username: &str) -> Result<(),
             params![id, username],
         )
         .map_err(|e| DbError::conflict_on_unique(e, "that username is taken"))?;
+    if changed == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// What marking an address verified found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The account has another address now (the link was for an old one).
+    NotTheAddress,
+    AlreadyVerified,
+    /// Verified now, and not before.
+    NewlyVerified,
+}
+
+/// Marks `email` verified on the account, if it is still the account's address.
+pub fn verify_email(conn: &Connection, id: UserId, email: &str) -> Result<Verification, DbError> {
+    let was_verified: Option<bool> = conn
+        .query_row(
+            "SELECT email_verified FROM users WHERE id = ?1 AND email = ?2",
+            params![id, email],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(match was_verified {
+        None => Verification::NotTheAddress,
+        Some(true) => Verification::AlreadyVerified,
+        Some(false) => {
+            conn.execute("UPDATE users SET email_verified = 1 WHERE id = ?1", [id])?;
+            Verification::NewlyVerified
+        }
+    })
+}
+
+/// Records the account's first verified address: true the first time only
+/// (when the welcome mail is due).
+pub fn mark_welcomed(conn: &Connection, id: UserId) -> Result<bool, DbError> {
+    let changed = conn.execute(
+        "UPDATE users SET welcomed_at = ?2 WHERE id = ?1 AND welcomed_at IS NULL",
+        params![id, now_ms()],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Gives the account a new address, unverified until its link is used.
+pub fn change_email(conn: &Connection, id: UserId, email: &str) -> Result<(), DbError> {
+    let changed = conn
+        .execute(
+            "UPDATE users SET email = ?2, email_verified = 0 WHERE id = ?1",
+            params![id, email],
+        )
+        .map_err(|e| DbError::conflict_on_unique(e, "that email is already registered"))?;
     if changed == 0 {
         return Err(DbError::NotFound);
     }
@@ -482,6 +542,37 @@ mod tests {
         assert_eq!(user.roles, vec!["user"]);
         assert!(user.can("rooms.create"));
         assert!(!user.can("admin.users"));
+    }
+
+    #[test]
+    fn verification_holds_for_the_current_address_and_welcomes_once() {
+        let conn = memory();
+        let id = create_account(&conn, &account("erin", "erin@x.org"), 50).unwrap();
+        assert!(!get(&conn, id).unwrap().email_verified);
+        assert_eq!(
+            verify_email(&conn, id, "old@x.org").unwrap(),
+            Verification::NotTheAddress
+        );
+        assert_eq!(
+            verify_email(&conn, id, "erin@x.org").unwrap(),
+            Verification::NewlyVerified
+        );
+        assert_eq!(
+            verify_email(&conn, id, "erin@x.org").unwrap(),
+            Verification::AlreadyVerified
+        );
+        assert!(get(&conn, id).unwrap().email_verified);
+        assert!(mark_welcomed(&conn, id).unwrap());
+        assert!(!mark_welcomed(&conn, id).unwrap(), "once");
+        change_email(&conn, id, "erin@y.org").unwrap();
+        let user = get(&conn, id).unwrap();
+        assert_eq!(user.email.as_deref(), Some("erin@y.org"));
+        assert!(!user.email_verified, "a new address starts unverified");
+        create_account(&conn, &account("frank", "frank@x.org"), 50).unwrap();
+        assert!(matches!(
+            change_email(&conn, id, "frank@x.org"),
+            Err(DbError::Conflict(_))
+        ));
     }
 
     #[test]

@@ -13,9 +13,9 @@ use super::client_ip::{ClientIp, UserAgent};
 use super::limits::{self, rate_limited, Actor};
 use crate::auth::limiter::{ip_key, Reservation};
 use crate::auth::session::{self, Auth, MaybeAuth, NewSession};
-use crate::auth::signin::{account_for_identity, create_guest, refuse_banned};
+use crate::auth::signin::{account_for_identity, admit, create_guest, may_register, refuse_banned};
 use crate::auth::tokens::csrf_token;
-use crate::auth::{password, totp, validate};
+use crate::auth::{password, recovery, totp, validate};
 use crate::db::{self, audit::Event, sessions, users, DbError};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -25,6 +25,8 @@ use crate::state::AppState;
 /// Holds the sealed OIDC sign-in between the redirect out and the one back.
 const OIDC_COOKIE: &str = "sb_oidc";
 const LOGIN_MAX_BYTES: usize = 254;
+/// Longer invitation codes are not looked up (real ones are 22 characters).
+const INVITE_MAX_CHARS: usize = 64;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/auth/config", web::get().to(auth_config))
@@ -47,6 +49,9 @@ struct RegisterRequest {
     captcha_id: Option<String>,
     #[serde(default)]
     captcha_answer: Option<String>,
+    /// The invitation code, when REGISTRATION=invite.
+    #[serde(default)]
+    invite: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,9 +78,11 @@ async fn auth_config(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "oidc": state.oidc.is_some(),
         "oidc_name": state.oidc.as_ref().map(|o| o.name()).unwrap_or(""),
-        "password": true,
+        "password": state.config.password_login,
         "guests": state.config.allow_guests,
         "captcha": state.config.captcha,
+        "mail": state.mail.is_some(),
+        "registration": state.config.registration.as_str(),
     }))
 }
 
@@ -179,14 +186,24 @@ async fn register(
     agent: UserAgent,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.require_password_login()?;
     let request = body.into_inner();
     let username = validate::username(&request.username)?;
     let email = validate::email(&request.email)?;
     validate::password(&request.password)?;
+    if !state.config.email_domain_allowed(&email) {
+        return Err(ApiError::EmailDomainNotAllowed);
+    }
     if let Err(refused) = state.registrations.hit(&limits::ip(ip)) {
         return Err(rate_limited(&state, refused, "register", ip, Actor::Named(&username)).await);
     }
     refuse_banned_ip(&state, ip).await?;
+    let (registration, invite) = (state.config.registration, request.invite);
+    let code = invite.clone();
+    db::run(&state.pool, move |conn| {
+        may_register(conn, registration, code.as_deref())
+    })
+    .await?;
     solve_captcha(&state, request.captcha_id, request.captcha_answer, ip, &username).await?;
 
     // The cheap refusals come before the costly hash, and again in the
@@ -216,24 +233,37 @@ async fn register(
     let account = users::NewAccount::with_password(username, email, hash);
     let st = state.clone();
     let session = db::run(&state.pool, move |conn| -> Result<NewSession, ApiError> {
-        let id = db::immediate(conn, |tx| users::create_account(tx, &account, max_users)).map_err(|e| {
-            let refusal = Refusal {
-                username: &account.username,
-                email: &account.email,
-                max_users,
-                ip: &ip,
-            };
-            account_refused(conn, e, refusal)
-        })?;
+        let created = db::immediate(conn, |tx| -> Result<_, ApiError> {
+            let invite = admit(tx, registration, invite.as_deref())?;
+            let id = users::create_account(tx, &account, max_users)?;
+            recovery::queue_verification(tx, &st, &users::get(tx, id)?)?;
+            Ok((id, invite))
+        });
+        let (id, invite) = match created {
+            Ok(created) => created,
+            Err(ApiError::UserLimit) => {
+                let refusal = Refusal {
+                    username: &account.username,
+                    email: &account.email,
+                    max_users,
+                    ip: &ip,
+                };
+                return Err(account_refused(conn, DbError::UserLimit, refusal));
+            }
+            Err(other) => return Err(other),
+        };
         Event::new("register")
             .by(id, &account.username)
             .ip(&ip)
-            .details(json!({"method": "password", "email": account.email}))
+            .details(json!({"method": "password", "email": account.email, "invite": invite}))
             .record(conn)?;
         Ok(session::start(conn, &st, id, &ip, &agent.0)?)
     })
     .await?;
     Metrics::inc(&state.metrics.registrations);
+    if let Some(postbox) = &state.mail {
+        postbox.wake();
+    }
     Ok(signed_in(&state, StatusCode::CREATED, session))
 }
 
@@ -243,6 +273,7 @@ async fn login(
     agent: UserAgent,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.require_password_login()?;
     let request = body.into_inner();
     let login = request.login.trim().to_owned();
     if login.is_empty() || login.len() > LOGIN_MAX_BYTES {
@@ -427,13 +458,24 @@ fn oidc_cookie(state: &AppState, value: String) -> Cookie<'static> {
         .finish()
 }
 
+#[derive(Debug, Deserialize)]
+struct OidcLoginQuery {
+    /// An invitation, for a first sign-in while REGISTRATION=invite.
+    invite: Option<String>,
+}
+
 /// Starts an OIDC sign-in: no session needed, so it is limited per IP.
-async fn oidc_login(state: web::Data<AppState>, ip: ClientIp) -> Result<HttpResponse, ApiError> {
+async fn oidc_login(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    query: web::Query<OidcLoginQuery>,
+) -> Result<HttpResponse, ApiError> {
     let oidc = state.oidc.as_ref().ok_or(ApiError::NotFound)?;
     if let Err(refused) = state.oidc_starts.hit(&format!("start:{}", limits::ip(ip))) {
         return Err(rate_limited(&state, refused, "oidc", ip, Actor::Unknown).await);
     }
-    match oidc.begin().await {
+    let invite = query.into_inner().invite.filter(|code| code.len() <= INVITE_MAX_CHARS);
+    match oidc.begin(invite).await {
         Ok((url, sealed)) => {
             let mut response = redirect(url.as_str());
             response
@@ -498,7 +540,18 @@ async fn oidc_callback(
     };
     let st = state.clone();
     let signed = db::run(&state.pool, move |conn| -> Result<NewSession, ApiError> {
-        let id = account_for_identity(conn, &st, &identity, &ip_text)?;
+        let id = match account_for_identity(conn, &st, &identity, &ip_text) {
+            Ok(id) => id,
+            Err(refused @ (ApiError::RegistrationClosed | ApiError::EmailDomainNotAllowed)) => {
+                Event::new("login_failed")
+                    .by_name(&identity.email)
+                    .ip(&ip_text)
+                    .details(json!({"method": "oidc", "reason": refused.code()}))
+                    .record(conn)?;
+                return Err(refused);
+            }
+            Err(other) => return Err(other),
+        };
         let user = users::get(conn, id)?;
         if let Err(banned) = refuse_banned(conn, Some(id), &ip_text) {
             Event::new("login_failed")
@@ -517,6 +570,9 @@ async fn oidc_callback(
         Ok(session::start(conn, &st, id, &ip_text, &agent.0)?)
     })
     .await;
+    if let Some(postbox) = &state.mail {
+        postbox.wake(); // a first sign-in queues the welcome mail
+    }
     let response = match signed {
         Ok(session) => {
             let next = if session.user.needs_username {
@@ -531,7 +587,12 @@ async fn oidc_callback(
                 .map_err(ApiError::internal)?;
             response
         }
-        Err(e @ (ApiError::Banned { .. } | ApiError::UserLimit)) => redirect(&format!("/login?error={}", e.code())),
+        Err(
+            e @ (ApiError::Banned { .. }
+            | ApiError::UserLimit
+            | ApiError::RegistrationClosed
+            | ApiError::EmailDomainNotAllowed),
+        ) => redirect(&format!("/login?error={}", e.code())),
         Err(other) => return Err(other),
     };
     Ok(with_oidc_cookie_cleared(&state, response))

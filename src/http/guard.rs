@@ -14,10 +14,19 @@ use crate::state::AppState;
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// These create the session, so there is no token to send yet; the Origin
-/// check still applies to them (login CSRF). Compared with the path as the
-/// router reads it (see [`routed_path`]); add an endpoint here to exempt it.
-const CSRF_EXEMPT: &[&str] = &["/api/auth/login", "/api/auth/register", "/api/auth/guest"];
+/// These create the session, or act by a one-time link that may be opened
+/// in any browser (signed in as someone else, or not at all), so there is
+/// no token to send; the Origin check still applies to them (login CSRF).
+/// Compared with the path as the router reads it (see [`routed_path`]); add
+/// an endpoint here to exempt it.
+const CSRF_EXEMPT: &[&str] = &[
+    "/api/auth/login",
+    "/api/auth/register",
+    "/api/auth/guest",
+    "/api/auth/verify-email",
+    "/api/auth/password-reset",
+    "/api/auth/password-reset/confirm",
+];
 
 /// Security headers for every response. The CSP allows only this origin's
 /// scripts, styles and sockets: no inline script or style anywhere.

@@ -87,6 +87,7 @@ async fn change_password(
     ip: ClientIp,
     body: web::Json<PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.require_password_login()?;
     validate::password(&body.new_password)?;
     let id = auth.user.id;
     let stored = db::run(&state.pool, move |conn| users::credentials(conn, id))

@@ -2,6 +2,7 @@
 //! extractor settings that turn bad input into the contract's 4xx errors;
 //! the middleware that every response passes through.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod client_ip;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(query_config())
         .app_data(path_config());
     auth::configure(cfg);
+    account::configure(cfg);
     me::configure(cfg);
     rooms::configure(cfg);
     files::configure(cfg);

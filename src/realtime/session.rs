@@ -23,6 +23,7 @@ use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, VoiceChanged};
 use super::room::{self, Room};
 use crate::auth::perm;
 use crate::auth::session::Auth;
+use crate::auth::signin::must_verify_first;
 use crate::auth::tokens::random_token;
 use crate::db::users::User;
 use crate::db::{self, audit::Event, messages::NewMessage, rooms, sessions};
@@ -311,6 +312,12 @@ impl WsSession {
             return self.refuse(
                 ctx,
                 ProtocolError::new("bad_request", "a room code has 1 to 64 characters"),
+            );
+        }
+        if must_verify_first(&self.state.config, &self.auth.user) {
+            return self.refuse(
+                ctx,
+                ProtocolError::new("email_unverified", "confirm your email address first, then join"),
             );
         }
         let pool = self.state.pool.clone();

@@ -8,6 +8,8 @@
     reason = "a failed fixture step should fail the test"
 )]
 
+pub mod smtp;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;

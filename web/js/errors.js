@@ -22,6 +22,12 @@ const MESSAGES = {
   insufficient_storage: 'The server is short of disk space for files. Try again later or tell an administrator.',
   unsupported_type: 'That type of file is not supported.',
   busy: 'The server is busy. Please try again in a moment.',
+  mail_disabled: 'This server does not send mail. Ask an administrator for help.',
+  invalid_token: 'This link does not work any more: each link works once, and only for a while.',
+  password_login_disabled: 'This server signs in through single sign-on only.',
+  registration_closed: 'This server takes new accounts only with an invitation from an administrator.',
+  email_domain_not_allowed: 'Addresses of that domain cannot sign up or sign in on this server.',
+  email_unverified: 'Confirm your email address first: follow the link in the mail we sent you. Your profile can send it again.',
   network: 'The server could not be reached. Check your connection and try again.',
   // Codes of WebSocket `error` frames.
   not_in_room: 'You are not in that room any more. Reload the page to join it again.',

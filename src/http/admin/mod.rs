@@ -1,5 +1,6 @@
 //! The admin API. Every route checks its own permission first.
 
+mod invites;
 mod live;
 mod logs;
 mod roles;
@@ -28,6 +29,7 @@ async fn authority_changed(state: &AppState, users: Vec<User>) -> Result<(), Api
 pub fn configure(cfg: &mut web::ServiceConfig) {
     live::configure(cfg);
     users::configure(cfg);
+    invites::configure(cfg);
     roles::configure(cfg);
     logs::configure(cfg);
 }

@@ -1,6 +1,7 @@
-//! Account management: list and search, promote and demote, assign roles,
-//! delete. Every change passes the privilege hierarchy (auth::authority),
-//! checked against the actor as the transaction reads it.
+//! Account management: list and search, create, promote and demote, assign
+//! roles, hand over a reset link, delete. Every change passes the privilege
+//! hierarchy (auth::authority), checked against the actor as the
+//! transaction reads it.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -8,8 +9,10 @@ use serde_json::json;
 
 use rusqlite::Connection;
 
+use crate::auth::recovery::{self, HANDOVER_TTL};
 use crate::auth::session::Auth;
-use crate::auth::{authority, perm};
+use crate::auth::{authority, perm, validate};
+use crate::db::account_tokens::Purpose;
 use crate::db::roles::{self, Role};
 use crate::db::users::User;
 use crate::db::{self, audit::Event, sessions, users, DbError};
@@ -23,7 +26,9 @@ const USERS_PER_PAGE: u32 = 50;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/admin/users", web::get().to(list))
+        .route("/api/admin/users", web::post().to(create))
         .route("/api/admin/users/{id}", web::get().to(show))
+        .route("/api/admin/users/{id}/reset-link", web::post().to(reset_link))
         .route("/api/admin/users/{id}", web::patch().to(update))
         .route("/api/admin/users/{id}", web::delete().to(delete));
 }
@@ -49,6 +54,113 @@ async fn show(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Res
     let id = UserId(id.into_inner());
     let user = db::run(&state.pool, move |conn| users::get(conn, id)).await?;
     Ok(HttpResponse::Ok().json(json!({"user": user})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    username: String,
+    email: String,
+}
+
+/// Creates an account (the way in while REGISTRATION is `closed`). It has
+/// no password yet: the answer carries a one-time link for its owner to
+/// choose one (valid a day), or, with PASSWORD_LOGIN=false, none (they sign
+/// in through OIDC with that address). MAX_USERS holds.
+async fn create(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ip: ClientIp,
+    body: web::Json<CreateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(perm::ADMIN_USERS)?;
+    let request = body.into_inner();
+    let username = validate::username(&request.username)?;
+    let email = validate::email(&request.email)?;
+    let ip = ip.to_string();
+    let (max_users, with_link) = (state.config.max_users, state.config.password_login);
+    let (user, link) = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        db::immediate(conn, |tx| {
+            let actor = users::get(tx, auth.user.id)?;
+            authority::require(&actor, perm::ADMIN_USERS)?;
+            let account = users::NewAccount {
+                display_name: username.clone(),
+                username,
+                email,
+                email_verified: false,
+                password_hash: None,
+                oidc: None,
+                needs_username: false,
+            };
+            let id = users::create_account(tx, &account, max_users)?;
+            let link = if with_link {
+                Some(recovery::issue(
+                    tx,
+                    Purpose::PasswordReset,
+                    id,
+                    &account.email,
+                    HANDOVER_TTL,
+                )?)
+            } else {
+                None
+            };
+            Event::new("register")
+                .by(auth.user.id, &auth.user.username)
+                .ip(&ip)
+                .target(id)
+                .details(json!({"method": "admin", "username": account.username, "email": account.email}))
+                .record(tx)?;
+            Ok((users::get(tx, id)?, link))
+        })
+    })
+    .await?;
+    let (url, expires_at) = link
+        .map(|l| {
+            (
+                Some(state.page_url(&format!("/reset-password?token={}", l.token))),
+                Some(l.expires),
+            )
+        })
+        .unwrap_or_default();
+    Ok(HttpResponse::Created().json(json!({"user": user, "reset_url": url, "expires_at": expires_at})))
+}
+
+/// A one-time reset link for an admin to hand over (no mail needed): valid
+/// a day, it replaces the user's earlier reset links. Only an admin makes
+/// one for an admin.
+async fn reset_link(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ip: ClientIp,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(perm::ADMIN_USERS)?;
+    state.require_password_login()?;
+    let target = UserId(id.into_inner());
+    let ip = ip.to_string();
+    let link = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        db::immediate(conn, |tx| {
+            let actor = users::get(tx, auth.user.id)?;
+            authority::require(&actor, perm::ADMIN_USERS)?;
+            let user = users::get(tx, target)?;
+            authority::may_act_on(&actor, user.is_admin)?;
+            let email = match (&user.email, user.guest) {
+                (Some(email), false) => email.clone(),
+                _ => return Err(ApiError::Conflict("a guest has no password to reset".into())),
+            };
+            let link = recovery::issue(tx, Purpose::PasswordReset, target, &email, HANDOVER_TTL)?;
+            Event::new("password_reset_link")
+                .by(auth.user.id, &auth.user.username)
+                .ip(&ip)
+                .target(target)
+                .details(json!({"username": user.username, "expires_at": link.expires}))
+                .record(tx)?;
+            Ok(link)
+        })
+    })
+    .await?;
+    let url = state.page_url(&format!("/reset-password?token={}", link.token));
+    Ok(HttpResponse::Ok().json(json!({"url": url, "expires_at": link.expires})))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,4 +1,5 @@
-// The users tab: search accounts, promote or demote, set roles, ban, delete.
+// The users tab: search accounts, promote or demote, set roles, hand over a
+// reset link, ban, delete; creating accounts and invitations (./accounts.js).
 
 import { api } from '../api.js';
 import { byId, h, setText } from '../dom.js';
@@ -6,6 +7,7 @@ import { clearStatus, onSubmit } from '../forms.js';
 import { hasPermission } from '../session.js';
 import { dateTime } from '../time.js';
 import { openBanDialog } from './ban-dialog.js';
+import { initAccounts, makeResetLink } from './accounts.js';
 import { actionButton, countText, feedback, feedbackError, fillTable, formDialog, renderPager } from './common.js';
 import { confirmAction } from './confirm.js';
 
@@ -68,6 +70,9 @@ export function initUsers({ user }) {
       }),
     ];
     if (canSetRoles) actions.push(actionButton('Roles…', () => editRoles(account), { describedBy: labelId }));
+    if (!account.guest && account.email) {
+      actions.push(actionButton('Reset link', () => makeResetLink(account, result), { describedBy: labelId }));
+    }
     if (canBan && !self) {
       actions.push(
         actionButton('Ban…', () => openBanDialog({
@@ -90,7 +95,12 @@ export function initUsers({ user }) {
         h('span', { class: 'muted cell-note' }, `#${account.id}`),
       ),
       h('td', {}, account.display_name ?? ''),
-      h('td', { class: 'cell-wrap' }, account.email ?? h('span', { class: 'muted' }, 'none')),
+      h(
+        'td',
+        { class: 'cell-wrap' },
+        account.email ?? h('span', { class: 'muted' }, 'none'),
+        account.email && !account.email_verified ? h('span', { class: 'badge badge-warning' }, 'Not confirmed') : null,
+      ),
       h('td', {}, account.roles.length ? account.roles.join(', ') : h('span', { class: 'muted' }, 'none')),
       h('td', {}, dateTime(account.created_at)),
       h('td', { class: 'cell-actions' }, actions),
@@ -128,6 +138,10 @@ export function initUsers({ user }) {
       },
     });
   }
+
+  initAccounts({ reload: () => load(page).catch((error) => feedbackError(result, error)) }).catch((error) =>
+    feedbackError(result, error),
+  );
 
   return {
     show: () => load(page).catch((error) => feedbackError(result, error)),

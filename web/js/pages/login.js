@@ -67,6 +67,8 @@ function applyConfig(config) {
   show(byId('password-divider'), oidc && password);
   show(byId('guest-section'), guests);
   show(byId('guest-divider'), guests && (oidc || password));
+  show(byId('forgot-footer'), password && config.mail === true);
+  show(byId('register-footer'), password && config.registration === 'open');
   if (password && config.captcha) captcha.enable();
   if (!oidc && !password && !guests) {
     showMessage(notice, 'This server has no way to sign in turned on. Ask its administrator.');

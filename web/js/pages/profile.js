@@ -7,6 +7,7 @@ import { describeError } from '../errors.js';
 import { fieldText, onSubmit, showStatus } from '../forms.js';
 import { CHOOSE_USERNAME } from '../paths.js';
 import { needsUsername, reloadWhenRestoredFromCache, requireUser } from '../session.js';
+import { initEmailSettings } from '../email-settings.js';
 import { dateTime } from '../time.js';
 import { showAccountNav, wireSignOut } from '../topbar.js';
 import { confirmationProblem, passwordProblem, problems, usernameProblem } from '../validation.js';
@@ -39,6 +40,7 @@ async function start() {
     }
     showAccountNav(user);
     renderUser(user);
+    initEmailSettings({ user, config: await api('GET', '/api/auth/config'), onChange: renderUser });
     show(byId('profile'), true);
   } catch (error) {
     showNotice(error);

@@ -21,6 +21,8 @@ const connection = byId('connection');
 let user = null;
 let roomCode = roomCodeFromPath();
 let joinedOnce = false;
+/** REQUIRE_VERIFIED_EMAIL refused the join; a `user` frame says when to try again. */
+let waitingForVerification = false;
 
 wireAttachments({
   room: () => roomCode,
@@ -140,8 +142,15 @@ function wireSocket() {
   // An admin changed this user's roles or permissions.
   socket.on('user', ({ user: current }) => {
     if (!current) return;
+    const nowVerified = current.email_verified && !user?.email_verified;
     user = current;
     showUploadTools(current);
+    // Confirmed in another tab (REQUIRE_VERIFIED_EMAIL): in we go.
+    if (nowVerified && waitingForVerification) {
+      waitingForVerification = false;
+      show(byId('room-notice'), false);
+      socket.joinRoom(roomCode);
+    }
   });
 }
 
@@ -188,6 +197,11 @@ const VOICE_RACE_CODES = new Set(['not_in_voice']);
 
 function onSocketError(frame) {
   if (frame.code === 'sfu_unavailable') return; // the voice module reports it
+  if (frame.code === 'email_unverified') {
+    waitingForVerification = true;
+    showMessage(byId('room-notice'), messageForCode('email_unverified'));
+    return;
+  }
   if (VOICE_RACE_CODES.has(frame.code)) return;
   if (frame.code === 'rate_limited') chat.failOldestPending();
   const message = messageForCode(frame.code) ?? (frame.message || 'The server refused that.');
