@@ -33,6 +33,14 @@ CREATE TABLE users (
     UNIQUE (oidc_issuer, oidc_subject)
 );
 
+-- Two-factor recovery codes not used yet: SHA-256 of the user id and the
+-- code (src/auth/recovery.rs). A code is deleted when it is used.
+CREATE TABLE recovery_codes (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    code_hash  BLOB    NOT NULL,
+    PRIMARY KEY (user_id, code_hash)
+) WITHOUT ROWID;
+
 CREATE TABLE roles (
     id       INTEGER PRIMARY KEY,
     name     TEXT    NOT NULL UNIQUE COLLATE NOCASE,

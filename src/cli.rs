@@ -49,6 +49,16 @@ pub enum UserCommand {
     Promote { username: String },
     /// Take the admin role from a user.
     Demote { username: String },
+    /// Turn a user's two-factor sign-in off (their recovery codes too): for
+    /// someone who lost their authenticator and codes, or after SECRET_KEY
+    /// changed and the sealed secrets stopped opening.
+    #[command(name = "disable-2fa")]
+    DisableTwoFactor {
+        username: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "turned off by an operator")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -109,7 +119,34 @@ pub fn user(config: &Config, command: &UserCommand) -> Result<(), CliError> {
         UserCommand::Create(args) => create_user(config, &mut conn, args),
         UserCommand::Promote { username } => set_admin(&conn, username, true),
         UserCommand::Demote { username } => set_admin(&conn, username, false),
+        UserCommand::DisableTwoFactor { username, reason } => disable_two_factor(&mut conn, username, reason),
     }
+}
+
+/// The account named exactly `username` (any case).
+fn named(conn: &rusqlite::Connection, username: &str) -> Result<users::Credentials, CliError> {
+    users::find_credentials(conn, username)?
+        .filter(|c| c.username.eq_ignore_ascii_case(username))
+        .ok_or_else(|| CliError::Input(format!("no user named {username:?}")))
+}
+
+fn disable_two_factor(conn: &mut rusqlite::Connection, username: &str, reason: &str) -> Result<(), CliError> {
+    let credentials = named(conn, username)?;
+    if credentials.totp_secret.is_none() {
+        return Err(CliError::Input(format!(
+            "{} does not have two-factor sign-in on",
+            credentials.username
+        )));
+    }
+    db::immediate(conn, |tx| -> Result<(), DbError> {
+        users::disable_totp(tx, credentials.id)?;
+        Event::new("user_update")
+            .target(credentials.id)
+            .details(json!({"method": "cli", "username": credentials.username, "totp": "disabled", "reason": reason}))
+            .record(tx)
+    })?;
+    println!("two-factor sign-in is off for {}", credentials.username);
+    Ok(())
 }
 
 fn create_user(config: &Config, conn: &mut rusqlite::Connection, args: &CreateUser) -> Result<(), CliError> {
@@ -136,9 +173,7 @@ fn create_user(config: &Config, conn: &mut rusqlite::Connection, args: &CreateUs
 }
 
 fn set_admin(conn: &rusqlite::Connection, username: &str, admin: bool) -> Result<(), CliError> {
-    let credentials = users::find_credentials(conn, username)?
-        .filter(|c| c.username.eq_ignore_ascii_case(username))
-        .ok_or_else(|| CliError::Input(format!("no user named {username:?}")))?;
+    let credentials = named(conn, username)?;
     if admin {
         roles::add_role(conn, credentials.id, roles::ADMIN)?;
     } else {

@@ -5,6 +5,7 @@ pub mod captcha;
 pub mod limiter;
 pub mod oidc;
 pub mod password;
+pub mod recovery;
 pub mod sealed;
 pub mod session;
 pub mod signin;

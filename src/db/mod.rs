@@ -6,6 +6,7 @@ pub mod audit;
 pub mod bans;
 pub mod filter;
 pub mod messages;
+pub mod recovery_codes;
 pub mod roles;
 pub mod rooms;
 pub mod sessions;
@@ -73,6 +74,12 @@ const MIGRATIONS: &[&str] = &[
      INSERT OR IGNORE INTO role_permissions (role_id, permission_id)
          SELECT r.id, p.id FROM roles r, permissions p
          WHERE r.name IN ('moderator', 'user') AND p.name = 'files.upload';",
+    // 4 -> 5: two-factor recovery codes, stored hashed.
+    "CREATE TABLE recovery_codes (
+         user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         code_hash  BLOB    NOT NULL,
+         PRIMARY KEY (user_id, code_hash)
+     ) WITHOUT ROWID;",
 ];
 
 pub const LATEST_VERSION: u32 = 1 + MIGRATIONS.len() as u32;

@@ -359,12 +359,13 @@ pub fn seal_plain_totp_secrets(
     Ok(plain.len())
 }
 
+/// Turns two-factor sign-in off: the secrets and the recovery codes go.
 pub fn disable_totp(conn: &Connection, id: UserId) -> Result<(), DbError> {
     conn.execute(
         "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = ?1",
         [id],
     )?;
-    Ok(())
+    super::recovery_codes::delete_for_user(conn, id)
 }
 
 /// Records a used step; false if a code of this step or later was used

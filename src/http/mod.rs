@@ -12,6 +12,7 @@ pub mod limits;
 pub mod me;
 pub mod pages;
 pub mod rooms;
+pub mod totp;
 pub mod ws;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(path_config());
     auth::configure(cfg);
     me::configure(cfg);
+    totp::configure(cfg);
     rooms::configure(cfg);
     files::configure(cfg);
     ws::configure(cfg);
