@@ -1,4 +1,5 @@
-// The users tab: search accounts, promote or demote, set roles, ban, delete.
+// The users tab: search accounts, promote or demote, set roles, turn off two-factor
+// sign-in, ban, delete.
 
 import { api } from '../api.js';
 import { byId, h, setText } from '../dom.js';
@@ -48,6 +49,17 @@ export function initUsers({ user }) {
     },
   });
 
+  const totpOffDialog = formDialog(byId('totp-off-dialog'), {
+    action: (target, dialogForm) =>
+      api('POST', `/api/admin/users/${target.id}/totp/disable`, {
+        reason: new FormData(dialogForm).get('reason')?.toString().trim() ?? '',
+      }),
+    done: ({ user: updated }) => {
+      feedback(result, `Two-factor sign-in is off for ${updated.username}.`);
+      load(page);
+    },
+  });
+
   async function load(newPage) {
     clearStatus(form);
     const params = new URLSearchParams({ page: String(newPage) });
@@ -68,6 +80,13 @@ export function initUsers({ user }) {
       }),
     ];
     if (canSetRoles) actions.push(actionButton('Roles…', () => editRoles(account), { describedBy: labelId }));
+    if (account.totp_enabled && !self) {
+      actions.push(
+        actionButton('Turn off two-factor…', () => totpOffDialog.open(account, `The account ${account.username} (#${account.id}).`), {
+          describedBy: labelId,
+        }),
+      );
+    }
     if (canBan && !self) {
       actions.push(
         actionButton('Ban…', () => openBanDialog({

@@ -2,7 +2,7 @@
 // two-factor sign-in.
 
 import { api, ApiError } from '../api.js';
-import { byId, setText, show, showMessage } from '../dom.js';
+import { byId, h, setText, show, showMessage } from '../dom.js';
 import { describeError } from '../errors.js';
 import { fieldText, onSubmit, showStatus } from '../forms.js';
 import { CHOOSE_USERNAME } from '../paths.js';
@@ -16,6 +16,7 @@ const usernameForm = byId('username-form');
 const passwordForm = byId('password-form');
 const totpEnableForm = byId('totp-enable-form');
 const totpDisableForm = byId('totp-disable-form');
+const recoveryForm = byId('recovery-form');
 
 reloadWhenRestoredFromCache();
 wireSignOut(showNotice);
@@ -25,7 +26,9 @@ onSubmit(usernameForm, changeUsername, {
 onSubmit(passwordForm, changePassword, { validate: validatePassword });
 byId('totp-start').addEventListener('click', () => startTotp().catch(showNotice));
 onSubmit(totpEnableForm, enableTotp, { validate: () => codeProblems(totpEnableForm) });
-onSubmit(totpDisableForm, disableTotp, { validate: () => codeProblems(totpDisableForm) });
+onSubmit(totpDisableForm, disableTotp, { validate: () => codeProblems(totpDisableForm, { recovery: true }) });
+onSubmit(recoveryForm, renewRecoveryCodes, { validate: () => codeProblems(recoveryForm) });
+wireRecoveryCodes();
 
 start();
 
@@ -40,11 +43,26 @@ async function start() {
     showAccountNav(user);
     renderUser(user);
     show(byId('profile'), true);
+    noticeAfterRecoveryCode();
   } catch (error) {
     showNotice(error);
   } finally {
     show(byId('loading'), false);
   }
+}
+
+/** After a sign-in with a recovery code (the login page sends the count here). */
+function noticeAfterRecoveryCode() {
+  const params = new URLSearchParams(location.search);
+  const left = params.get('recovery_codes_left');
+  if (left === null || !/^\d+$/.test(left)) return;
+  history.replaceState(null, '', location.pathname);
+  const count = Number(left);
+  showMessage(
+    notice,
+    `You signed in with a recovery code; ${count === 1 ? '1 code is' : `${count} codes are`} left. ` +
+      'If you lost your authenticator app, turn two-factor sign-in off below (a recovery code does) and set it up again.',
+  );
 }
 
 function renderUser(user) {
@@ -108,11 +126,18 @@ function renderTotp(user) {
   show(byId('totp-off'), !user.totp_enabled);
   show(totpEnableForm, false);
   show(totpDisableForm, user.totp_enabled === true);
+  show(recoveryForm, user.totp_enabled === true);
+  if (user.totp_enabled) showRemainingCodes().catch(showNotice);
 }
 
-function codeProblems(form) {
+/** Six digits from the app; where `recovery` allows, a recovery code (xxxx-xxxx-xxxx) too. */
+function codeProblems(form, { recovery = false } = {}) {
   const code = fieldText(form, 'code');
-  return problems({ code: /^[0-9]{6}$/.test(code) ? null : 'Enter the 6 digits the app shows.' });
+  if (/^[0-9]{6}$/.test(code)) return {};
+  if (recovery && /^[0-9a-z]{4}-?[0-9a-z]{4}-?[0-9a-z]{4}$/i.test(code)) return {};
+  return problems({
+    code: recovery ? 'Enter the 6 digits the app shows, or a recovery code.' : 'Enter the 6 digits the app shows.',
+  });
 }
 
 async function startTotp() {
@@ -120,16 +145,22 @@ async function startTotp() {
   // Groups of four are easier to type; authenticator apps ignore the spaces.
   setText(byId('totp-secret'), secret.match(/.{1,4}/g).join(' '));
   byId('totp-link').setAttribute('href', url);
+  // The server draws the QR code of this set-up's key; a new set-up, a new picture.
+  byId('totp-qr').setAttribute('src', `/api/me/totp/qr?setup=${Date.now()}`);
   show(byId('totp-off'), false);
   show(totpEnableForm, true);
   byId('totp-code').focus();
 }
 
 async function enableTotp() {
-  const { user } = await api('POST', '/api/me/totp/enable', { code: fieldText(totpEnableForm, 'code') });
+  const { user, recovery_codes: codes } = await api('POST', '/api/me/totp/enable', {
+    code: fieldText(totpEnableForm, 'code'),
+  });
   totpEnableForm.reset();
+  byId('totp-qr').removeAttribute('src');
   renderUser(user);
   showStatus(totpDisableForm, 'Two-factor sign-in is on: sign-ins now ask for a code.', 'success');
+  showRecoveryCodes(codes);
 }
 
 async function disableTotp() {
@@ -140,6 +171,7 @@ async function disableTotp() {
   try {
     const { user } = await api('POST', '/api/me/totp/disable', body);
     totpDisableForm.reset();
+    hideRecoveryCodes();
     renderUser(user);
   } catch (error) {
     if (error instanceof ApiError && error.code === 'invalid_credentials') {
@@ -147,6 +179,76 @@ async function disableTotp() {
       return;
     }
     throw error;
+  }
+}
+
+// Recovery codes: shown once, when two-factor sign-in is turned on or the codes renewed.
+
+async function showRemainingCodes() {
+  const { remaining } = await api('GET', '/api/me/totp/recovery-codes');
+  const text =
+    remaining === 0
+      ? 'You have no unused recovery codes left: get new ones below.'
+      : `You have ${remaining} unused recovery code${remaining === 1 ? '' : 's'}.`;
+  setText(byId('recovery-remaining'), text);
+}
+
+async function renewRecoveryCodes() {
+  const body = { code: fieldText(recoveryForm, 'code') };
+  const password = byId('recovery-password').value;
+  if (password !== '') body.password = password;
+  try {
+    const { recovery_codes: codes } = await api('POST', '/api/me/totp/recovery-codes', body);
+    recoveryForm.reset();
+    showRecoveryCodes(codes);
+    await showRemainingCodes();
+  } catch (error) {
+    if (error instanceof ApiError && error.code === 'invalid_credentials') {
+      showStatus(recoveryForm, 'The password or the code is not right (each code works once).', 'error');
+      return;
+    }
+    throw error;
+  }
+}
+
+let downloadUrl = null;
+
+function wireRecoveryCodes() {
+  byId('recovery-copy').addEventListener('click', copyRecoveryCodes);
+  byId('recovery-saved').addEventListener('click', hideRecoveryCodes);
+}
+
+function showRecoveryCodes(codes) {
+  const list = byId('recovery-code-list');
+  list.replaceChildren(...codes.map((code) => h('li', {}, h('code', {}, code))));
+  if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+  const text = `Switchboard recovery codes for ${location.host}\nEach code signs you in once in place of an authenticator code.\n\n${codes.join('\n')}\n`;
+  downloadUrl = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+  byId('recovery-download').setAttribute('href', downloadUrl);
+  setText(byId('recovery-copy-status'), '');
+  const panel = byId('recovery-codes-shown');
+  show(panel, true);
+  panel.focus();
+}
+
+/** Takes the codes off the page (and out of memory, as far as the page can). */
+function hideRecoveryCodes() {
+  byId('recovery-code-list').replaceChildren();
+  if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+  downloadUrl = null;
+  byId('recovery-download').setAttribute('href', '/profile');
+  show(byId('recovery-codes-shown'), false);
+}
+
+async function copyRecoveryCodes() {
+  const codes = [...byId('recovery-code-list').querySelectorAll('code')].map((code) => code.textContent);
+  const status = byId('recovery-copy-status');
+  try {
+    if (!navigator.clipboard) throw new Error('no clipboard');
+    await navigator.clipboard.writeText(codes.join('\n'));
+    setText(status, 'Copied. Paste them somewhere safe.');
+  } catch {
+    setText(status, 'Copying is not possible here: select the codes and copy them, or download the file.');
   }
 }
 
