@@ -69,14 +69,20 @@ CREATE INDEX user_roles_by_role ON user_roles (role_id);
 
 -- Server-side sessions. Only the SHA-256 of the cookie token is stored.
 CREATE TABLE sessions (
-    id            INTEGER PRIMARY KEY,
-    token_hash    BLOB    NOT NULL UNIQUE,
-    user_id       INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    ip            TEXT    NOT NULL,
-    user_agent    TEXT    NOT NULL DEFAULT '',
-    created_at    INTEGER NOT NULL,
-    last_seen_at  INTEGER NOT NULL,
-    expires_at    INTEGER NOT NULL
+    id               INTEGER PRIMARY KEY,
+    token_hash       BLOB    NOT NULL UNIQUE,
+    -- What the owner lists and ends the session by: random, never the token.
+    public_id        TEXT    NOT NULL UNIQUE,
+    user_id          INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    -- Where the session was created: an IP ban ends the sessions made there.
+    ip               TEXT    NOT NULL,
+    user_agent       TEXT    NOT NULL DEFAULT '',
+    -- Where, and with which browser, it was last used.
+    last_ip          TEXT    NOT NULL,
+    last_user_agent  TEXT    NOT NULL DEFAULT '',
+    created_at       INTEGER NOT NULL,
+    last_seen_at     INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL
 );
 
 CREATE INDEX sessions_by_user ON sessions (user_id);

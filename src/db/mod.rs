@@ -80,6 +80,29 @@ const MIGRATIONS: &[&str] = &[
          code_hash  BLOB    NOT NULL,
          PRIMARY KEY (user_id, code_hash)
      ) WITHOUT ROWID;",
+    // 5 -> 6: login sessions get a random public id (their owner lists and
+    // ends them by it) and remember the address and browser last seen.
+    "CREATE TABLE sessions_next (
+         id               INTEGER PRIMARY KEY,
+         token_hash       BLOB    NOT NULL UNIQUE,
+         public_id        TEXT    NOT NULL UNIQUE,
+         user_id          INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         ip               TEXT    NOT NULL,
+         user_agent       TEXT    NOT NULL DEFAULT '',
+         last_ip          TEXT    NOT NULL,
+         last_user_agent  TEXT    NOT NULL DEFAULT '',
+         created_at       INTEGER NOT NULL,
+         last_seen_at     INTEGER NOT NULL,
+         expires_at       INTEGER NOT NULL
+     );
+     INSERT INTO sessions_next (id, token_hash, public_id, user_id, ip, user_agent, last_ip, last_user_agent,
+                                created_at, last_seen_at, expires_at)
+         SELECT id, token_hash, lower(hex(randomblob(16))), user_id, ip, user_agent, ip, user_agent,
+                created_at, last_seen_at, expires_at
+         FROM sessions;
+     DROP TABLE sessions;
+     ALTER TABLE sessions_next RENAME TO sessions;
+     CREATE INDEX sessions_by_user ON sessions (user_id);",
 ];
 
 pub const LATEST_VERSION: u32 = 1 + MIGRATIONS.len() as u32;

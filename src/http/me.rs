@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::client_ip::ClientIp;
 use super::limits::{self, rate_limited, Actor};
+use super::me_sessions::close_sockets;
 use crate::auth::session::Auth;
 use crate::auth::{password, validate};
 use crate::db::{self, audit::Event, sessions, users};
@@ -73,7 +74,7 @@ struct PasswordRequest {
 }
 
 /// Changes the password after checking the current one; every other session
-/// of the account ends. Wrong current passwords are limited per user and per
+/// of the account ends, and their sockets close. Wrong current passwords are limited per user and per
 /// IP (the attempt counts from before the check until it proves right) and
 /// audited as `password_change_failed`.
 async fn change_password(
@@ -121,13 +122,15 @@ async fn change_password(
         .await?
         .map_err(ApiError::internal)?;
     let ip = ip.to_string();
-    db::run(&state.pool, move |conn| -> Result<(), ApiError> {
+    let ended = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         Ok(db::immediate(conn, |tx| {
             users::set_password_hash(tx, auth.user.id, &new_hash)?;
-            sessions::delete_others(tx, auth.user.id, auth.session_id)?;
-            self_update(&auth, &ip, json!({"password": "changed"})).record(tx)
+            let ended = sessions::delete_others(tx, auth.user.id, auth.session_id)?;
+            self_update(&auth, &ip, json!({"password": "changed"})).record(tx)?;
+            Ok::<_, db::DbError>(ended)
         })?)
     })
     .await?;
+    close_sockets(&state, &ended, "your password was changed");
     Ok(HttpResponse::NoContent().finish())
 }

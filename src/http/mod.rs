@@ -10,6 +10,7 @@ pub mod guard;
 pub mod health;
 pub mod limits;
 pub mod me;
+pub mod me_sessions;
 pub mod pages;
 pub mod rooms;
 pub mod totp;
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(path_config());
     auth::configure(cfg);
     me::configure(cfg);
+    me_sessions::configure(cfg);
     totp::configure(cfg);
     rooms::configure(cfg);
     files::configure(cfg);

@@ -1,13 +1,14 @@
 // /profile: the signed-in user's account, a new username, a new password,
-// two-factor sign-in.
+// two-factor sign-in with its recovery codes, and where they are signed in.
 
+import { shortAgent } from '../agents.js';
 import { api, ApiError } from '../api.js';
 import { byId, h, setText, show, showMessage } from '../dom.js';
 import { describeError } from '../errors.js';
 import { fieldText, onSubmit, showStatus } from '../forms.js';
 import { CHOOSE_USERNAME } from '../paths.js';
 import { needsUsername, reloadWhenRestoredFromCache, requireUser } from '../session.js';
-import { dateTime } from '../time.js';
+import { dateTime, timeElement } from '../time.js';
 import { showAccountNav, wireSignOut } from '../topbar.js';
 import { confirmationProblem, passwordProblem, problems, usernameProblem } from '../validation.js';
 
@@ -29,6 +30,7 @@ onSubmit(totpEnableForm, enableTotp, { validate: () => codeProblems(totpEnableFo
 onSubmit(totpDisableForm, disableTotp, { validate: () => codeProblems(totpDisableForm, { recovery: true }) });
 onSubmit(recoveryForm, renewRecoveryCodes, { validate: () => codeProblems(recoveryForm) });
 wireRecoveryCodes();
+byId('end-other-sessions').addEventListener('click', () => endOtherSessions().catch(showSessionsError));
 
 start();
 
@@ -44,6 +46,7 @@ async function start() {
     renderUser(user);
     show(byId('profile'), true);
     noticeAfterRecoveryCode();
+    await loadSessions();
   } catch (error) {
     showNotice(error);
   } finally {
@@ -119,6 +122,7 @@ async function changePassword() {
   }
   passwordForm.reset();
   showStatus(passwordForm, 'Password changed. Your other sessions have been signed out.', 'success');
+  await loadSessions();
 }
 
 function renderTotp(user) {
@@ -254,4 +258,61 @@ async function copyRecoveryCodes() {
 
 function showNotice(error) {
   showMessage(notice, describeError(error));
+}
+
+// Where the user is signed in
+
+async function loadSessions() {
+  const { sessions } = await api('GET', '/api/me/sessions');
+  byId('own-sessions').replaceChildren(...sessions.map(sessionItem));
+  show(byId('end-other-sessions'), sessions.some((session) => !session.current));
+}
+
+function sessionItem(session) {
+  const browser = shortAgent(session.user_agent) || 'An unknown browser';
+  return h(
+    'li',
+    { class: 'own-session', 'data-session': session.id },
+    h(
+      'div',
+      { class: 'own-session-facts' },
+      h(
+        'span',
+        { class: 'strong', title: session.user_agent || null },
+        browser,
+        session.current ? h('span', { class: 'badge' }, 'This browser') : null,
+      ),
+      h('span', { class: 'muted' }, `From ${session.ip} · last active `, timeElement(session.last_seen_at)),
+      h('span', { class: 'muted' }, 'Signed in ', timeElement(session.created_at)),
+    ),
+    session.current
+      ? null
+      : h(
+          'button',
+          {
+            type: 'button',
+            class: 'button button-small',
+            'aria-label': `End the session of ${browser} from ${session.ip}`,
+            onclick: () => endSession(session, browser).catch(showSessionsError),
+          },
+          'End',
+        ),
+  );
+}
+
+async function endSession(session, browser) {
+  await api('DELETE', `/api/me/sessions/${encodeURIComponent(session.id)}`);
+  setText(byId('sessions-status'), `${browser} from ${session.ip} is signed out.`);
+  await loadSessions();
+}
+
+async function endOtherSessions() {
+  const { ended } = await api('POST', '/api/me/sessions/end-others');
+  const text = ended === 0 ? 'You were signed in nowhere else.' : `Signed out everywhere else (${ended} ${ended === 1 ? 'session' : 'sessions'}).`;
+  setText(byId('sessions-status'), text);
+  await loadSessions();
+}
+
+function showSessionsError(error) {
+  setText(byId('sessions-status'), describeError(error));
 }

@@ -222,6 +222,12 @@ function renderConnection({ state, reason, retryInMs }) {
 
 function endSession(state, reason) {
   voice.leave({ notify: false });
+  if (state === 'signed-out') {
+    // Signed out here or elsewhere, or this session ended from another device:
+    // off to the sign-in page, which brings the person back to this room.
+    location.replace(`${LOGIN}?next=${encodeURIComponent(location.pathname)}`);
+    return;
+  }
   members.reset([]); // no longer in the room, so no longer shown who is
   enableRoomControls(false);
   setText(connection, 'Disconnected');
@@ -229,13 +235,9 @@ function endSession(state, reason) {
   const text = {
     kicked: `You were removed from the room by a moderator.${because}`,
     banned: `You are banned from this server.${because}`,
-    'signed-out': 'Your session has ended. Sign in again to come back.',
   }[state];
   setText(byId('ended-text'), text);
   show(byId('reconnect'), state === 'kicked');
-  const signIn = byId('ended-sign-in');
-  signIn.href = `${LOGIN}?next=${encodeURIComponent(location.pathname)}`;
-  show(signIn, state === 'signed-out');
   show(byId('ended'), true);
 }
 
