@@ -41,6 +41,17 @@ CREATE TABLE recovery_codes (
     PRIMARY KEY (user_id, code_hash)
 ) WITHOUT ROWID;
 
+-- Profile pictures, at most 1 MB each, kept in the database so a backup of
+-- it holds them. Served at /avatars/<token>: a new picture gets a new token,
+-- so the URL can be cached for good.
+CREATE TABLE avatars (
+    user_id       INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    token         TEXT    NOT NULL UNIQUE,
+    content_type  TEXT    NOT NULL,
+    bytes         BLOB    NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+
 CREATE TABLE roles (
     id       INTEGER PRIMARY KEY,
     name     TEXT    NOT NULL UNIQUE COLLATE NOCASE,

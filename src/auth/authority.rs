@@ -93,6 +93,7 @@ mod tests {
             totp_enabled: false,
             created_at: chrono::DateTime::default(),
             needs_username: false,
+            avatar_url: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! submodules; every call runs off the actix workers through [`run`].
 
 pub mod audit;
+pub mod avatars;
 pub mod bans;
 pub mod filter;
 pub mod messages;
@@ -103,6 +104,14 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE sessions;
      ALTER TABLE sessions_next RENAME TO sessions;
      CREATE INDEX sessions_by_user ON sessions (user_id);",
+    // 6 -> 7: profile pictures.
+    "CREATE TABLE avatars (
+         user_id       INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+         token         TEXT    NOT NULL UNIQUE,
+         content_type  TEXT    NOT NULL,
+         bytes         BLOB    NOT NULL,
+         created_at    INTEGER NOT NULL
+     );",
 ];
 
 pub const LATEST_VERSION: u32 = 1 + MIGRATIONS.len() as u32;

@@ -22,6 +22,8 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// True after a first OIDC sign-in, until a username is chosen.
     pub needs_username: bool,
+    /// Where the user's picture is served; a new picture, a new URL.
+    pub avatar_url: Option<String>,
 }
 
 impl User {
@@ -70,8 +72,8 @@ impl NewAccount {
     }
 }
 
-const USER_COLUMNS: &str =
-    "id, username, display_name, email, is_guest, totp_secret IS NOT NULL, created_at, needs_username";
+const USER_COLUMNS: &str = "id, username, display_name, email, is_guest, totp_secret IS NOT NULL, created_at, \
+     needs_username, (SELECT token FROM avatars WHERE avatars.user_id = users.id)";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -83,6 +85,9 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         totp_enabled: row.get(5)?,
         created_at: to_time(row.get(6)?),
         needs_username: row.get(7)?,
+        avatar_url: row
+            .get::<_, Option<String>>(8)?
+            .map(|token| super::avatars::url(&token)),
         is_admin: false,
         roles: Vec::new(),
         permissions: Vec::new(),
@@ -274,6 +279,16 @@ pub fn set_username(conn: &Connection, id: UserId, username: &str) -> Result<(),
         return Err(DbError::NotFound);
     }
     Ok(())
+}
+
+pub fn set_display_name(conn: &Connection, id: UserId, display_name: &str) -> Result<(), DbError> {
+    match conn.execute(
+        "UPDATE users SET display_name = ?2 WHERE id = ?1",
+        params![id, display_name],
+    )? {
+        0 => Err(DbError::NotFound),
+        _ => Ok(()),
+    }
 }
 
 pub fn set_password_hash(conn: &Connection, id: UserId, hash: &str) -> Result<(), DbError> {

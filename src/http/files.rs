@@ -306,7 +306,7 @@ impl Drop for Uncommitted {
     }
 }
 
-fn declared_length(req: &HttpRequest) -> Option<u64> {
+pub(super) fn declared_length(req: &HttpRequest) -> Option<u64> {
     req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
@@ -315,7 +315,7 @@ fn too_large(max: u64) -> ApiError {
 }
 
 /// The form's `file` part; any other part is refused.
-async fn file_field(form: &mut Multipart) -> Result<Field, ApiError> {
+pub(super) async fn file_field(form: &mut Multipart) -> Result<Field, ApiError> {
     match form.next().await {
         Some(Ok(field)) if field.name() == Some("file") => Ok(field),
         Some(Ok(field)) => Err(ApiError::bad_request(format!(
@@ -327,7 +327,7 @@ async fn file_field(form: &mut Multipart) -> Result<Field, ApiError> {
     }
 }
 
-fn multipart_error(error: MultipartError) -> ApiError {
+pub(super) fn multipart_error(error: MultipartError) -> ApiError {
     match error {
         MultipartError::ContentTypeMissing | MultipartError::ContentTypeIncompatible => {
             ApiError::UnsupportedType("send the file as multipart/form-data".into())
@@ -363,7 +363,7 @@ async fn receive(field: &mut Field, path: &Path, allowance: &Allowance) -> Resul
 
 /// The type to store and serve, from the file's first bytes. The declared
 /// type only tells a WebM voice note (audio) from a WebM video.
-fn recognise(head: &[u8], declared: Option<&str>) -> Option<String> {
+pub(super) fn recognise(head: &[u8], declared: Option<&str>) -> Option<String> {
     let served = match infer::get(head).map(|kind| kind.mime_type()) {
         Some(known @ ("image/png" | "image/jpeg" | "image/gif" | "image/webp" | "audio/ogg" | "audio/mpeg")) => known,
         Some("audio/opus") => "audio/ogg",

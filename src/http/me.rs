@@ -1,5 +1,6 @@
-//! The signed-in user's own account: who am I, pick a username, change the
-//! password. Two-factor sign-in is in `totp.rs`.
+//! The signed-in user's own account: who am I, the display name, pick a
+//! username, change the password. Two-factor sign-in is in `totp.rs`, the
+//! picture in `avatars.rs`, the sessions in `me_sessions.rs`.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -16,6 +17,7 @@ use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/me", web::get().to(me))
+        .route("/api/me", web::patch().to(update_profile))
         .route("/api/me/username", web::post().to(choose_username))
         .route("/api/me/password", web::post().to(change_password));
 }
@@ -31,6 +33,54 @@ fn self_update(auth: &Auth, ip: &str, details: serde_json::Value) -> Event {
         .ip(ip)
         .target(auth.user.id)
         .details(details)
+}
+
+/// The parts of the profile that `PATCH /api/me` changes; each field that
+/// is present is changed by its own function, in one transaction.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileUpdate {
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+/// Changes the fields of the profile that the body names; answers the user
+/// as it is now. Guests keep the name they chose.
+async fn update_profile(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ip: ClientIp,
+    body: web::Json<ProfileUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    if auth.user.guest {
+        return Err(ApiError::Forbidden);
+    }
+    let update = body.into_inner();
+    let display_name = update
+        .display_name
+        .map(|raw| validate::display_name(&raw, "display name"))
+        .transpose()?;
+    if display_name.is_none() {
+        return Err(ApiError::bad_request("nothing to change: send display_name"));
+    }
+    let ip = ip.to_string();
+    let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        db::immediate(conn, |tx| -> Result<_, ApiError> {
+            if let Some(name) = &display_name {
+                set_display_name(tx, &auth, &ip, name)?;
+            }
+            Ok(users::get(tx, auth.user.id)?)
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"user": user})))
+}
+
+/// A new display name (validated), audited with the old one.
+fn set_display_name(conn: &rusqlite::Connection, auth: &Auth, ip: &str, name: &str) -> Result<(), ApiError> {
+    let before = users::get(conn, auth.user.id)?.display_name;
+    users::set_display_name(conn, auth.user.id, name)?;
+    Ok(self_update(auth, ip, json!({"display_name": {"from": before, "to": name}})).record(conn)?)
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod avatars;
 pub mod client_ip;
 pub mod files;
 pub mod guard;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     me::configure(cfg);
     me_sessions::configure(cfg);
+    avatars::configure(cfg);
     totp::configure(cfg);
     rooms::configure(cfg);
     files::configure(cfg);

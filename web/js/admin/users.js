@@ -2,6 +2,7 @@
 // sign-in, ban, delete.
 
 import { api } from '../api.js';
+import { avatar } from '../avatars.js';
 import { byId, h, setText } from '../dom.js';
 import { clearStatus, onSubmit } from '../forms.js';
 import { hasPermission } from '../session.js';
@@ -102,7 +103,8 @@ export function initUsers({ user }) {
       { 'data-user-id': String(account.id) },
       h(
         'td',
-        {},
+        { class: 'cell-person' },
+        avatar(account.avatar_url, account.display_name || account.username),
         h('span', { id: labelId, class: 'strong' }, account.username),
         account.is_admin ? h('span', { class: 'badge badge-admin' }, 'Admin') : null,
         account.guest ? h('span', { class: 'badge' }, 'Guest') : null,

@@ -3,6 +3,7 @@
 
 import { shortAgent } from '../agents.js';
 import { api, ApiError } from '../api.js';
+import { AVATAR_MAX_BYTES, avatar } from '../avatars.js';
 import { byId, h, setText, show, showMessage } from '../dom.js';
 import { describeError } from '../errors.js';
 import { fieldText, onSubmit, showStatus } from '../forms.js';
@@ -13,6 +14,7 @@ import { showAccountNav, wireSignOut } from '../topbar.js';
 import { confirmationProblem, passwordProblem, problems, usernameProblem } from '../validation.js';
 
 const notice = byId('notice');
+const displayNameForm = byId('display-name-form');
 const usernameForm = byId('username-form');
 const passwordForm = byId('password-form');
 const totpEnableForm = byId('totp-enable-form');
@@ -21,6 +23,11 @@ const recoveryForm = byId('recovery-form');
 
 reloadWhenRestoredFromCache();
 wireSignOut(showNotice);
+onSubmit(displayNameForm, changeDisplayName, {
+  validate: () => problems({ display_name: fieldText(displayNameForm, 'display_name') ? null : 'Display name: enter a name.' }),
+});
+byId('avatar-file').addEventListener('change', () => uploadAvatar().catch(showAvatarError));
+byId('avatar-remove').addEventListener('click', () => removeAvatar().catch(showAvatarError));
 onSubmit(usernameForm, changeUsername, {
   validate: () => problems({ username: usernameProblem(fieldText(usernameForm, 'username')) }),
 });
@@ -77,13 +84,51 @@ function renderUser(user) {
   setText(byId('profile-roles'), roles.length ? roles.join(', ') : 'None');
   setText(byId('profile-totp'), user.totp_enabled ? 'On' : 'Off');
   setText(byId('profile-created'), dateTime(user.created_at));
-  // Guests keep their generated name and have no password (the server refuses both).
+  // Guests keep the name they chose and their generated username, and have no
+  // password or picture (the server refuses them all).
+  show(byId('name-section'), !user.guest);
+  byId('display-name').value = user.display_name ?? '';
+  byId('avatar-preview').replaceChildren(avatar(user.avatar_url, user.display_name || user.username, 'avatar-large'));
+  show(byId('avatar-remove'), Boolean(user.avatar_url));
   show(byId('username-section'), !user.guest);
   show(byId('password-section'), !user.guest);
   show(byId('guest-section'), user.guest === true);
   renderTotp(user);
   const login = passwordForm.elements.namedItem('login');
   login.defaultValue = user.username; // tells password managers whose password changes
+}
+
+async function changeDisplayName() {
+  const { user } = await api('PATCH', '/api/me', { display_name: fieldText(displayNameForm, 'display_name') });
+  renderUser(user);
+  showStatus(displayNameForm, `Others now see you as ${user.display_name}.`, 'success');
+}
+
+async function uploadAvatar() {
+  const input = byId('avatar-file');
+  const file = input.files?.[0];
+  if (!file) return;
+  input.value = ''; // choosing the same file again is a new choice
+  if (file.size > AVATAR_MAX_BYTES) {
+    setText(byId('avatar-status'), 'That picture is larger than 1 MB: choose a smaller one.');
+    return;
+  }
+  const form = new FormData();
+  form.append('file', file, file.name);
+  setText(byId('avatar-status'), 'Uploading…');
+  const { user } = await api('POST', '/api/me/avatar', form);
+  renderUser(user);
+  setText(byId('avatar-status'), 'Your picture is changed.');
+}
+
+async function removeAvatar() {
+  const { user } = await api('DELETE', '/api/me/avatar');
+  renderUser(user);
+  setText(byId('avatar-status'), 'Your picture is removed.');
+}
+
+function showAvatarError(error) {
+  setText(byId('avatar-status'), describeError(error));
 }
 
 async function changeUsername() {
