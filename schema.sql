@@ -128,13 +128,17 @@ CREATE TABLE messages (
     id          INTEGER PRIMARY KEY,
     room_id     INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
     user_id     INTEGER REFERENCES users (id) ON DELETE SET NULL,
-    -- The sender's name when the message was sent: history outlives accounts.
+    -- The sender's username when the message was sent: history outlives accounts.
     username    TEXT    NOT NULL,
     text        TEXT    NOT NULL,
     ts          INTEGER NOT NULL,
     ip          TEXT    NOT NULL,
     nonce       TEXT,
-    attachment  TEXT
+    attachment  TEXT,
+    -- The sender's display name when the message was sent. It may be NULL
+    -- only because it was added to a table with rows (the migration gave
+    -- those their username).
+    display_name TEXT
 );
 
 CREATE INDEX messages_by_room ON messages (room_id, id);

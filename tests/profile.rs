@@ -11,7 +11,7 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::{assert_error, Api, Server};
+use common::{assert_error, Api, Server, Ws};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -181,4 +181,39 @@ async fn only_small_real_images_become_pictures() {
     let mut guest = server.guest("Gus").await;
     let (status, body) = upload_avatar(&mut guest, "image/png", png()).await;
     assert_error(status, &body, 403, "forbidden");
+}
+
+#[tokio::test]
+async fn messages_keep_the_display_name_they_were_sent_with() {
+    let server = Server::start().await;
+    let mut ann = server.user("ann").await;
+    let mut ws = Ws::connect(&ann).await;
+    ws.join("lobby").await;
+    ws.send(json!({"type": "chat", "text": "before"})).await;
+    let before = ws.next_of("message").await;
+    assert_eq!(before["display_name"], "ann");
+    assert_eq!(before["username"], "ann");
+
+    let (status, body) = ann.patch("/api/me", json!({"display_name": "Ann Lee"})).await;
+    assert_eq!(status, 200, "{body}");
+    let mut fresh = Ws::connect(&ann).await;
+    fresh.join("lobby").await;
+    fresh.send(json!({"type": "chat", "text": "after"})).await;
+    let after = fresh.next_of("message").await;
+    assert_eq!(after["display_name"], "Ann Lee");
+    assert_eq!(after["username"], "ann");
+
+    let (status, body) = ann.get("/api/rooms/lobby/messages").await;
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<(&str, &str)> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["text"].as_str().unwrap(), m["display_name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [("before", "ann"), ("after", "Ann Lee")],
+        "history keeps each name"
+    );
 }

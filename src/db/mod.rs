@@ -112,6 +112,10 @@ const MIGRATIONS: &[&str] = &[
          bytes         BLOB    NOT NULL,
          created_at    INTEGER NOT NULL
      );",
+    // 7 -> 8: a message keeps its sender's display name at the time, as it
+    // keeps the username; older messages take the username.
+    "ALTER TABLE messages ADD COLUMN display_name TEXT;
+     UPDATE messages SET display_name = username;",
 ];
 
 pub const LATEST_VERSION: u32 = 1 + MIGRATIONS.len() as u32;
@@ -390,6 +394,22 @@ mod tests {
             )
             .unwrap();
         assert!(user_may_upload);
+    }
+
+    #[test]
+    fn messages_from_before_display_names_show_the_username() {
+        let mut old = Connection::open_in_memory().unwrap();
+        configure_connection(&mut old).unwrap();
+        old.execute_batch(include_str!("schema_history/v1.sql")).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute(
+            "INSERT INTO messages (room_id, username, text, ts, ip) VALUES (1, 'ann', 'hi', 1, '::1')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut old).unwrap();
+        let shown = messages::page(&old, 1, None, 10).unwrap();
+        assert_eq!(shown[0].display_name, "ann");
     }
 
     #[test]

@@ -139,6 +139,7 @@ async fn upload(
             room: room.code,
             user_id: auth.user.id,
             username: auth.user.username.clone(),
+            display_name: auth.user.display_name.clone(),
             text: upload.name.clone(),
             ip: ip.to_string(),
             nonce: None,

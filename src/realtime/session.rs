@@ -403,6 +403,7 @@ impl WsSession {
                 room: room.info.code.clone(),
                 user_id: self.auth.user.id,
                 username: self.auth.user.username.clone(),
+                display_name: self.auth.user.display_name.clone(),
                 text,
                 ip: self.ip.clone(),
                 nonce,

@@ -230,7 +230,10 @@ export class ChatLog {
       h(
         'p',
         { class: 'message-meta' },
-        h('span', { class: 'message-author' }, message.username || 'unknown'),
+        h('span', { class: 'message-author' }, message.display_name || message.username || 'unknown'),
+        message.username && message.display_name && message.username !== message.display_name
+          ? h('span', { class: 'message-username' }, ` @${message.username}`)
+          : null,
         ' ',
         timeElement(message.ts),
       ),
