@@ -217,3 +217,79 @@ async fn messages_keep_the_display_name_they_were_sent_with() {
         "history keeps each name"
     );
 }
+
+#[tokio::test]
+async fn a_new_name_or_picture_reaches_live_sockets_and_their_rooms() {
+    let server = Server::start().await;
+    let mut admin = server.admin().await;
+    let mut watcher = Ws::connect(&admin).await;
+    watcher.send(json!({"type": "admin_watch"})).await;
+    watcher.next_of("sessions").await;
+    let mut ann = server.user("ann").await;
+    let bob = server.user("bob").await;
+    let mut ann_ws = Ws::connect(&ann).await;
+    ann_ws.join("lobby").await;
+    let mut bob_ws = Ws::connect(&bob).await;
+    bob_ws.join("lobby").await;
+    ann_ws.next_of("member_joined").await;
+
+    let (status, body) = ann.patch("/api/me", json!({"display_name": "Ann Lee"})).await;
+    assert_eq!(status, 200, "{body}");
+    let own = ann_ws.next_of("user").await;
+    assert_eq!(own["user"]["display_name"], "Ann Lee");
+    let seen = bob_ws.next_of("member_updated").await;
+    assert_eq!(seen["member"]["sid"], ann_ws.sid().as_str());
+    assert_eq!(seen["member"]["display_name"], "Ann Lee");
+    assert_eq!(seen["member"]["username"], "ann");
+    assert_eq!(seen["member"]["in_voice"], false);
+    assert_eq!(
+        ann_ws.next_of("member_updated").await["member"]["display_name"],
+        "Ann Lee"
+    );
+    // The socket itself now speaks under the new name.
+    ann_ws.send(json!({"type": "chat", "text": "renamed"})).await;
+    assert_eq!(bob_ws.next_of("message").await["display_name"], "Ann Lee");
+
+    let (status, body) = upload_avatar(&mut ann, "image/png", png()).await;
+    assert_eq!(status, 200, "{body}");
+    let url = body["user"]["avatar_url"].as_str().unwrap().to_owned();
+    let seen = bob_ws.next_of("member_updated").await;
+    assert_eq!(seen["member"]["avatar_url"], url.as_str());
+    // The admin console's live sessions show it too.
+    loop {
+        let update = watcher.next_of("session_update").await;
+        if update["session"]["sid"] == ann_ws.sid().as_str() && update["session"]["avatar_url"] == url.as_str() {
+            break;
+        }
+    }
+    let (_, live) = admin.get("/api/admin/sessions").await;
+    let listed = live["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sid"] == ann_ws.sid().as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["avatar_url"], url.as_str());
+
+    // Someone joining later sees the member as they are now.
+    let carl = server.user("carl").await;
+    let mut carl_ws = Ws::connect(&carl).await;
+    let joined = carl_ws.join("lobby").await;
+    let member = joined["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["username"] == "ann")
+        .cloned()
+        .unwrap();
+    assert_eq!(member["display_name"], "Ann Lee");
+    assert_eq!(member["avatar_url"], url.as_str());
+
+    let (status, _) = ann.delete("/api/me/avatar").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        carl_ws.next_of("member_updated").await["member"]["avatar_url"],
+        Value::Null
+    );
+}

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::client_ip::ClientIp;
 use super::files::{declared_length, file_field, multipart_error, recognise};
+use super::me::identity_changed;
 use crate::auth::session::Auth;
 use crate::auth::tokens::random_token;
 use crate::db::avatars::Avatar;
@@ -81,6 +82,7 @@ async fn upload(
         })
     })
     .await?;
+    identity_changed(&state, &user).await?;
     Ok(HttpResponse::Ok().json(json!({"user": user})))
 }
 
@@ -101,6 +103,7 @@ async fn remove(state: web::Data<AppState>, auth: Auth, ip: ClientIp) -> Result<
         })
     })
     .await?;
+    identity_changed(&state, &user).await?;
     Ok(HttpResponse::Ok().json(json!({"user": user})))
 }
 

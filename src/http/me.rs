@@ -11,8 +11,10 @@ use super::limits::{self, rate_limited, Actor};
 use super::me_sessions::close_sockets;
 use crate::auth::session::Auth;
 use crate::auth::{password, validate};
+use crate::db::users::User;
 use crate::db::{self, audit::Event, sessions, users};
 use crate::error::ApiError;
+use crate::realtime::registry::AuthorityChanged;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -73,7 +75,22 @@ async fn update_profile(
         })
     })
     .await?;
+    identity_changed(&state, &user).await?;
     Ok(HttpResponse::Ok().json(json!({"user": user})))
+}
+
+/// Puts a committed change of the user's name or picture in force on their
+/// live sockets before the request answers: each gets a `user` frame, and
+/// the others in its room a `member_updated` (the registry's path for
+/// changes of authority).
+pub(super) async fn identity_changed(state: &AppState, user: &User) -> Result<(), ApiError> {
+    state
+        .registry
+        .send(AuthorityChanged {
+            users: vec![user.clone()],
+        })
+        .await
+        .map_err(ApiError::internal)
 }
 
 /// A new display name (validated), audited with the old one.
@@ -113,6 +130,7 @@ async fn choose_username(
         Ok(users::get(conn, auth.user.id)?)
     })
     .await?;
+    identity_changed(&state, &user).await?;
     Ok(HttpResponse::Ok().json(json!({"user": user})))
 }
 

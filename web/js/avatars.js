@@ -14,7 +14,9 @@ export function avatar(url, name, className = 'avatar') {
   if (typeof url === 'string' && url.startsWith('/avatars/')) {
     return h('img', { class: `${className} avatar-picture`, src: url, alt: '', loading: 'lazy', decoding: 'async' });
   }
-  return h('span', { class: className, 'aria-hidden': 'true' }, initial(name));
+  // The letter is drawn by CSS from the attribute, so it is no part of the text
+  // around it (a message reads "ann 10:02 hello", not "Aann 10:02 hello").
+  return h('span', { class: className, 'aria-hidden': 'true', 'data-initial': initial(name) });
 }
 
 function initial(name) {

@@ -4,6 +4,7 @@
 
 import { shortAgent } from '../agents.js';
 import { api } from '../api.js';
+import { avatar } from '../avatars.js';
 import { byId, h, setText } from '../dom.js';
 import { hasPermission } from '../session.js';
 import { timeElement } from '../time.js';
@@ -133,7 +134,13 @@ export function initSessions({ user, socket }) {
     return h(
       'tr',
       { 'data-sid': session.sid },
-      h('td', {}, h('span', { id: labelId, class: 'strong' }, name), own ? h('span', { class: 'muted' }, ' (this console)') : null),
+      h(
+        'td',
+        { class: 'cell-person' },
+        avatar(session.avatar_url, name),
+        h('span', { id: labelId, class: 'strong' }, name),
+        own ? h('span', { class: 'muted' }, ' (this console)') : null,
+      ),
       h('td', {}, h('code', {}, session.ip ?? '')),
       h('td', {}, session.room ? h('code', {}, session.room) : h('span', { class: 'muted' }, 'none')),
       h('td', { 'data-voice': session.in_voice ? (session.muted ? 'muted' : 'on') : 'off' }, voice),

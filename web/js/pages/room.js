@@ -42,6 +42,7 @@ const chat = new ChatLog({
   beginning: byId('beginning'),
   send: (frame) => socket.send(frame),
   ownUserId: () => user?.id,
+  avatarOf: (userId) => members.avatarOf(userId),
 });
 const voice = new Voice({
   socket,
@@ -126,7 +127,16 @@ function wireSocket() {
   socket.on('message', (message) => {
     if (message.room === roomCode) chat.receive(message);
   });
-  socket.on('member_joined', ({ member }) => members.add(member));
+  socket.on('member_joined', ({ member }) => {
+    members.add(member);
+    if (member) chat.refreshAvatars(member.user_id);
+  });
+  // A member's new name or picture; their messages keep the name they were sent with.
+  socket.on('member_updated', ({ member }) => {
+    if (!member) return;
+    members.update(member);
+    chat.refreshAvatars(member.user_id);
+  });
   socket.on('member_left', ({ sid }) => {
     members.remove(sid);
     voice.memberLeft(sid);
@@ -137,7 +147,8 @@ function wireSocket() {
   });
   socket.on('moved', onMoved);
   socket.on('error', onSocketError);
-  // An admin changed this user's roles or permissions.
+  // An admin changed this user's roles or permissions, or they changed their name
+  // or picture elsewhere.
   socket.on('user', ({ user: current }) => {
     if (!current) return;
     user = current;
