@@ -12,12 +12,12 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use super::client_ip::ClientIp;
-use super::files::{declared_length, file_field, multipart_error, recognise};
-use super::me::identity_changed;
+use super::files::{count_upload, declared_length, file_field, multipart_error, recognise};
+use super::me::{identity_changed, self_update};
 use crate::auth::session::Auth;
 use crate::auth::tokens::random_token;
 use crate::db::avatars::Avatar;
-use crate::db::{self, audit::Event, avatars, users};
+use crate::db::{self, avatars, users};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -50,29 +50,21 @@ async fn upload(
     if auth.user.guest {
         return Err(ApiError::Forbidden);
     }
-    state
-        .uploads
-        .hit(&format!("user:{}", auth.user.id))
-        .map_err(|refused| ApiError::RateLimited {
-            retry_after_secs: refused.retry_after_secs,
-        })?;
+    count_upload(&state, auth.user.id)?;
     if declared_length(&req).is_some_and(|length| length > MAX_BYTES as u64 + FORM_OVERHEAD_BYTES) {
         return Err(too_large());
     }
     let bytes = receive(&mut form).await?;
     let (avatar, width, height) = checked(bytes)?;
     let token = random_token(TOKEN_BYTES);
-    let event = Event::new("user_update")
-        .by(auth.user.id, &auth.user.username)
-        .ip(&ip.to_string())
-        .target(auth.user.id)
-        .details(json!({
-            "avatar": "changed",
-            "content_type": avatar.content_type,
-            "size": avatar.bytes.len(),
-            "width": width,
-            "height": height,
-        }));
+    let details = json!({
+        "avatar": "changed",
+        "content_type": avatar.content_type,
+        "size": avatar.bytes.len(),
+        "width": width,
+        "height": height,
+    });
+    let event = self_update(&auth, &ip.to_string(), details);
     let id = auth.user.id;
     let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         db::immediate(conn, |tx| -> Result<_, ApiError> {
@@ -89,11 +81,7 @@ async fn upload(
 /// Removes the user's picture; answers the user either way.
 async fn remove(state: web::Data<AppState>, auth: Auth, ip: ClientIp) -> Result<HttpResponse, ApiError> {
     let id = auth.user.id;
-    let event = Event::new("user_update")
-        .by(id, &auth.user.username)
-        .ip(&ip.to_string())
-        .target(id)
-        .details(json!({"avatar": "removed"}));
+    let event = self_update(&auth, &ip.to_string(), json!({"avatar": "removed"}));
     let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         db::immediate(conn, |tx| -> Result<_, ApiError> {
             if avatars::remove(tx, id)? {

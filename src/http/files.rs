@@ -61,12 +61,7 @@ async fn upload(
     let code = code.into_inner();
     let room = db::run(&state.pool, move |conn| rooms::get(conn, &code)).await?;
     require_presence(&state, auth.user.id, &room).await?;
-    state
-        .uploads
-        .hit(&format!("user:{}", auth.user.id))
-        .map_err(|refused| ApiError::RateLimited {
-            retry_after_secs: refused.retry_after_secs,
-        })?;
+    count_upload(&state, auth.user.id)?;
 
     let dir = state.config.data_dir.join(UPLOADS_DIR);
     tokio::fs::create_dir_all(&dir).await.map_err(ApiError::internal)?;
@@ -147,6 +142,17 @@ async fn upload(
         },
     });
     Ok(HttpResponse::Created().json(upload))
+}
+
+/// Counts an upload (a file or a picture) against UPLOAD_RATE_PER_MIN for
+/// `user`: `RateLimited` past it.
+pub(super) fn count_upload(state: &AppState, user: UserId) -> Result<(), ApiError> {
+    state
+        .uploads
+        .hit(&format!("user:{user}"))
+        .map_err(|refused| ApiError::RateLimited {
+            retry_after_secs: refused.retry_after_secs,
+        })
 }
 
 /// Deletes the partial files of uploads that a crash or a stop cut off: at

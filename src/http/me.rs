@@ -29,7 +29,7 @@ async fn me(auth: Auth) -> HttpResponse {
 }
 
 /// The audit event of a user changing their own account.
-fn self_update(auth: &Auth, ip: &str, details: serde_json::Value) -> Event {
+pub(super) fn self_update(auth: &Auth, ip: &str, details: serde_json::Value) -> Event {
     Event::new("user_update")
         .by(auth.user.id, &auth.user.username)
         .ip(ip)

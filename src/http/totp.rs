@@ -11,6 +11,7 @@ use serde_json::json;
 use super::auth::open_totp_secret;
 use super::client_ip::ClientIp;
 use super::limits::{self, rate_limited, Actor};
+use super::me::self_update;
 use crate::auth::limiter::ip_key;
 use crate::auth::session::Auth;
 use crate::auth::{password, recovery, totp};
@@ -51,15 +52,6 @@ fn secret_answer(body: serde_json::Value) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(body)
-}
-
-/// The audit event of a user changing their own two-factor sign-in.
-fn self_update(auth: &Auth, ip: &str, details: serde_json::Value) -> Event {
-    Event::new("user_update")
-        .by(auth.user.id, &auth.user.username)
-        .ip(ip)
-        .target(auth.user.id)
-        .details(details)
 }
 
 /// Starts set-up: a new secret to put in an authenticator app. It is
