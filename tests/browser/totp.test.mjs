@@ -116,7 +116,7 @@ describe('two-factor sign-in', () => {
     recoveryCodes = await page.locator('#recovery-code-list code').allTextContents();
     assert.equal(recoveryCodes.length, 10);
     await page.click('#recovery-saved');
-    assert.match(await page.textContent('#recovery-remaining'), /10 unused recovery codes/);
+    await page.locator('#recovery-remaining').filter({ hasText: '10 unused recovery codes' }).waitFor();
   });
 
   test('then sign-in asks for a code after the password', async () => {
@@ -145,7 +145,7 @@ describe('two-factor sign-in', () => {
     // The profile says a code was used and how many are left.
     await page.waitForURL((url) => url.pathname === '/profile');
     await page.locator('#notice:not([hidden])').filter({ hasText: '9 codes are left' }).waitFor();
-    assert.match(await page.textContent('#recovery-remaining'), /9 unused recovery codes/);
+    await page.locator('#recovery-remaining').filter({ hasText: '9 unused recovery codes' }).waitFor();
     await screenshot(page, 'profile-after-recovery-code');
 
     // The same code a second time is refused like a wrong code.

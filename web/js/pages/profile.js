@@ -347,15 +347,15 @@ function sessionItem(session) {
 
 async function endSession(session, browser) {
   await api('DELETE', `/api/me/sessions/${encodeURIComponent(session.id)}`);
-  setText(byId('sessions-status'), `${browser} from ${session.ip} is signed out.`);
   await loadSessions();
+  setText(byId('sessions-status'), `${browser} from ${session.ip} is signed out.`);
 }
 
 async function endOtherSessions() {
   const { ended } = await api('POST', '/api/me/sessions/end-others');
+  await loadSessions();
   const text = ended === 0 ? 'You were signed in nowhere else.' : `Signed out everywhere else (${ended} ${ended === 1 ? 'session' : 'sessions'}).`;
   setText(byId('sessions-status'), text);
-  await loadSessions();
 }
 
 function showSessionsError(error) {
