@@ -36,6 +36,25 @@ CREATE TABLE users (
     UNIQUE (oidc_issuer, oidc_subject)
 );
 
+-- Two-factor recovery codes not used yet: SHA-256 of the user id and the
+-- code (src/auth/recovery_codes.rs). A code is deleted when it is used.
+CREATE TABLE recovery_codes (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    code_hash  BLOB    NOT NULL,
+    PRIMARY KEY (user_id, code_hash)
+) WITHOUT ROWID;
+
+-- Profile pictures, at most 1 MB each, kept in the database so a backup of
+-- it holds them. Served at /avatars/<token>: a new picture gets a new token,
+-- so the URL can be cached for good.
+CREATE TABLE avatars (
+    user_id       INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    token         TEXT    NOT NULL UNIQUE,
+    content_type  TEXT    NOT NULL,
+    bytes         BLOB    NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+
 CREATE TABLE roles (
     id       INTEGER PRIMARY KEY,
     name     TEXT    NOT NULL UNIQUE COLLATE NOCASE,
@@ -64,14 +83,20 @@ CREATE INDEX user_roles_by_role ON user_roles (role_id);
 
 -- Server-side sessions. Only the SHA-256 of the cookie token is stored.
 CREATE TABLE sessions (
-    id            INTEGER PRIMARY KEY,
-    token_hash    BLOB    NOT NULL UNIQUE,
-    user_id       INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    ip            TEXT    NOT NULL,
-    user_agent    TEXT    NOT NULL DEFAULT '',
-    created_at    INTEGER NOT NULL,
-    last_seen_at  INTEGER NOT NULL,
-    expires_at    INTEGER NOT NULL
+    id               INTEGER PRIMARY KEY,
+    token_hash       BLOB    NOT NULL UNIQUE,
+    -- What the owner lists and ends the session by: random, never the token.
+    public_id        TEXT    NOT NULL UNIQUE,
+    user_id          INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    -- Where the session was created: an IP ban ends the sessions made there.
+    ip               TEXT    NOT NULL,
+    user_agent       TEXT    NOT NULL DEFAULT '',
+    -- Where, and with which browser, it was last used.
+    last_ip          TEXT    NOT NULL,
+    last_user_agent  TEXT    NOT NULL DEFAULT '',
+    created_at       INTEGER NOT NULL,
+    last_seen_at     INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL
 );
 
 CREATE INDEX sessions_by_user ON sessions (user_id);
@@ -106,13 +131,17 @@ CREATE TABLE messages (
     id          INTEGER PRIMARY KEY,
     room_id     INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
     user_id     INTEGER REFERENCES users (id) ON DELETE SET NULL,
-    -- The sender's name when the message was sent: history outlives accounts.
+    -- The sender's username when the message was sent: history outlives accounts.
     username    TEXT    NOT NULL,
     text        TEXT    NOT NULL,
     ts          INTEGER NOT NULL,
     ip          TEXT    NOT NULL,
     nonce       TEXT,
-    attachment  TEXT
+    attachment  TEXT,
+    -- The sender's display name when the message was sent. It may be NULL
+    -- only because it was added to a table with rows (the migration gave
+    -- those their username).
+    display_name TEXT
 );
 
 CREATE INDEX messages_by_room ON messages (room_id, id);

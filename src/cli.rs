@@ -61,6 +61,16 @@ pub enum UserCommand {
     Demote { username: String },
     /// Set a user's password (read from standard input) and end their sessions.
     SetPassword { username: String },
+    /// Turn a user's two-factor sign-in off (their recovery codes too): for
+    /// someone who lost their authenticator and codes, or after SECRET_KEY
+    /// changed and the sealed secrets stopped opening.
+    #[command(name = "disable-2fa")]
+    DisableTwoFactor {
+        username: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "turned off by an operator")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +134,7 @@ pub fn user(config: &Config, command: &UserCommand) -> Result<(), CliError> {
         UserCommand::Promote { username } => set_admin(&conn, username, true),
         UserCommand::Demote { username } => set_admin(&conn, username, false),
         UserCommand::SetPassword { username } => set_password(config, &mut conn, username),
+        UserCommand::DisableTwoFactor { username, reason } => disable_two_factor(&mut conn, username, reason),
     }
 }
 
@@ -156,6 +167,27 @@ fn set_password(config: &Config, conn: &mut rusqlite::Connection, username: &str
         Ok(ended)
     })?;
     println!("set the password of {}; {ended} session(s) ended", account.username);
+    Ok(())
+}
+
+/// The operator's switch-off for a user who lost their authenticator and
+/// codes: two-factor sign-in and its recovery codes go.
+fn disable_two_factor(conn: &mut rusqlite::Connection, username: &str, reason: &str) -> Result<(), CliError> {
+    let credentials = named_account(conn, username)?;
+    if credentials.totp_secret.is_none() {
+        return Err(CliError::Input(format!(
+            "{} does not have two-factor sign-in on",
+            credentials.username
+        )));
+    }
+    db::immediate(conn, |tx| -> Result<(), DbError> {
+        users::disable_totp(tx, credentials.id)?;
+        Event::new("user_update")
+            .target(credentials.id)
+            .details(json!({"method": "cli", "username": credentials.username, "totp": "disabled", "reason": reason}))
+            .record(tx)
+    })?;
+    println!("two-factor sign-in is off for {}", credentials.username);
     Ok(())
 }
 

@@ -337,6 +337,8 @@ enum Action {
     /// `roles: ["user"]`, which takes `admin` from an admin target.
     SetPlainRoles,
     DeleteUser,
+    /// Turns off the target's two-factor sign-in (turned on first).
+    DisableTotp,
     ListRoles,
     CreateRole,
     /// Deletes a fresh role holding only `sessions.kick` (the deputy holds it).
@@ -415,6 +417,8 @@ const MATRIX: &[Row] = &[
     row(DeleteUser,              On::Plain,  [204, 403, 403, 403, 204]),
     // Escalation: deleting an admin (it also skipped the last-admin check).
     row(DeleteUser,              On::Admin,  [204, 403, 403, 403, 403]),
+    row(DisableTotp,             On::Plain,  [200, 403, 403, 403, 200]),
+    row(DisableTotp,             On::Admin,  [200, 403, 403, 403, 403]),
     row(ListRoles,               On::Nobody, [200, 403, 403, 403, 200]),
     row(CreateRole,              On::Nobody, [201, 403, 403, 403, 201]),
     row(DeleteRoleWithin,        On::Nobody, [204, 403, 403, 403, 204]),
@@ -451,6 +455,7 @@ struct Target {
     id: i64,
     ip: String,
     socket: Ws,
+    api: Api,
 }
 
 struct Matrix {
@@ -542,7 +547,7 @@ impl Matrix {
         }
         let mut socket = Ws::connect(&api).await;
         socket.join("lobby").await;
-        Target { id, ip, socket }
+        Target { id, ip, socket, api }
     }
 
     /// Runs one cell: the status the actor got.
@@ -624,6 +629,16 @@ impl Matrix {
                 Some(json!({"roles": ["user"]})),
             ),
             DeleteUser => (Method::DELETE, format!("/api/admin/users/{target_id}"), None),
+            DisableTotp => {
+                if let Some(target) = cell.target.as_mut() {
+                    turn_on_two_factor(&mut target.api).await;
+                }
+                (
+                    Method::POST,
+                    format!("/api/admin/users/{target_id}/totp/disable"),
+                    Some(json!({"reason": "lost their phone"})),
+                )
+            }
             ListRoles => (Method::GET, "/api/admin/roles".into(), None),
             CreateRole => (
                 Method::POST,
@@ -699,6 +714,19 @@ impl Matrix {
         }
         status.as_u16()
     }
+}
+
+/// Sets up and turns on two-factor sign-in for `api`.
+async fn turn_on_two_factor(api: &mut Api) {
+    let (status, setup) = api.post("/api/me/totp/setup", json!({})).await;
+    assert_eq!(status, 200, "{setup}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let code = switchboard::auth::totp::current_code(setup["secret"].as_str().unwrap(), now).unwrap();
+    let (status, body) = api.post("/api/me/totp/enable", json!({"code": code})).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// `admin_watch` on a new socket: 200 for the snapshot, 403 for `forbidden`.

@@ -1,11 +1,12 @@
 //! Sign-in: passwords, CAPTCHA, rate limits, sessions and CSRF, OIDC.
 
+pub mod account_links;
 pub mod authority;
 pub mod captcha;
 pub mod limiter;
 pub mod oidc;
 pub mod password;
-pub mod recovery;
+pub mod recovery_codes;
 pub mod sealed;
 pub mod session;
 pub mod signin;

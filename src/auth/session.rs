@@ -14,7 +14,7 @@ use super::signin::refuse_banned;
 use super::tokens::{csrf_token, random_token, token_hash};
 use crate::db::{self, sessions, users, users::User, DbError};
 use crate::error::ApiError;
-use crate::http::client_ip::client_ip;
+use crate::http::client_ip::{client_ip, user_agent};
 use crate::ids::UserId;
 use crate::state::AppState;
 
@@ -50,14 +50,24 @@ impl Auth {
         }
     }
 
-    /// The live session behind `token`, if there is one, used from `ip`:
-    /// `Banned` when an active ban covers its user or that address, so a
-    /// ban made after sign-in holds on the very next request.
-    pub async fn resume(state: &AppState, token: String, ip: String) -> Result<Option<Auth>, ApiError> {
+    /// The live session behind `token`, if there is one, used from `ip`
+    /// with `user_agent` (remembered as where it was last seen): `Banned`
+    /// when an active ban covers its user or that address, so a ban made
+    /// after sign-in holds on the very next request.
+    pub async fn resume(
+        state: &AppState,
+        token: String,
+        ip: String,
+        user_agent: String,
+    ) -> Result<Option<Auth>, ApiError> {
         let lifetimes = state.lifetimes();
         let csrf_token = csrf_token(state.secret.expose(), &token);
         let found = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
-            let Some(session) = sessions::resume(conn, &token_hash(&token), lifetimes)? else {
+            let seen = sessions::Seen {
+                ip: &ip,
+                user_agent: &user_agent,
+            };
+            let Some(session) = sessions::resume(conn, &token_hash(&token), lifetimes, seen)? else {
                 return Ok(None);
             };
             refuse_banned(conn, Some(session.user_id), &ip)?;
@@ -81,11 +91,12 @@ impl FromRequest for Auth {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = req.cookie(COOKIE).map(|c| c.value().to_owned());
         let ip = state.as_ref().and_then(|state| client_ip(req, state));
+        let agent = user_agent(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
             let token = token.ok_or(ApiError::Unauthenticated)?;
             let ip = ip.ok_or_else(|| ApiError::internal("no peer address"))?;
-            Auth::resume(&state, token, ip.to_string())
+            Auth::resume(&state, token, ip.to_string(), agent)
                 .await?
                 .ok_or(ApiError::Unauthenticated)
         })

@@ -6,8 +6,8 @@
 use rusqlite::Connection;
 use serde_json::json;
 
+use super::account_links::welcome_once;
 use super::oidc::Identity;
-use super::recovery::welcome_once;
 use super::tokens::{readable_code, token_hash};
 use super::validate;
 use crate::config::{normalise_email, Config, Registration};

@@ -18,6 +18,8 @@ const DIGITS: u32 = 6;
 /// Codes from one step before or after now are accepted (clock drift).
 const SKEW_STEPS: i64 = 1;
 const SECRET_BYTES: usize = 20;
+/// The QR code's drawn size, at least, in SVG pixels.
+const QR_MIN_PIXELS: u32 = 240;
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /// A fresh secret, base32-encoded.
@@ -34,6 +36,16 @@ pub fn otpauth_url(issuer: &str, account: &str, secret: &str) -> String {
     format!(
         "otpauth://totp/{label}?secret={secret}&issuer={issuer}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECONDS}"
     )
+}
+
+/// `url` as a QR code, drawn as SVG (dark modules on white, with the quiet
+/// zone scanners need), for an authenticator app to scan off the screen.
+pub fn qr_svg(url: &str) -> Result<String, qrcode::types::QrError> {
+    let code = qrcode::QrCode::new(url.as_bytes())?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(QR_MIN_PIXELS, QR_MIN_PIXELS)
+        .build())
 }
 
 /// The time step `code` proves, if it matches one within the allowed skew
@@ -173,6 +185,14 @@ mod tests {
         );
         let other = SealingKey::derive(&crate::config::Secret::new("other"), SEALING_PURPOSE);
         assert!(open_secret(&other, &stored).is_none());
+    }
+
+    #[test]
+    fn the_qr_code_is_an_svg_image() {
+        let svg = qr_svg(&otpauth_url("Switchboard", "ann", &new_secret())).unwrap();
+        assert!(svg.starts_with("<?xml"), "{svg}");
+        assert!(svg.contains("<svg") && svg.ends_with("</svg>"));
+        assert!(!svg.contains("script"));
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Message {
     pub room: RoomCode,
     pub user_id: Option<UserId>,
     pub username: String,
+    /// The sender's display name when the message was sent.
+    pub display_name: String,
     pub text: String,
     pub ts: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +38,7 @@ pub struct NewMessage {
     pub room: RoomCode,
     pub user_id: UserId,
     pub username: String,
+    pub display_name: String,
     pub text: String,
     pub ip: String,
     pub nonce: Option<String>,
@@ -45,13 +48,14 @@ pub struct NewMessage {
 pub fn insert(conn: &Connection, new: &NewMessage) -> Result<Message, DbError> {
     let ts = now_ms();
     conn.prepare_cached(
-        "INSERT INTO messages (room_id, user_id, username, text, ts, ip, nonce, attachment)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO messages (room_id, user_id, username, display_name, text, ts, ip, nonce, attachment)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         new.room_id,
         new.user_id,
         new.username,
+        new.display_name,
         new.text,
         ts,
         new.ip,
@@ -64,6 +68,7 @@ pub fn insert(conn: &Connection, new: &NewMessage) -> Result<Message, DbError> {
         room: new.room.clone(),
         user_id: Some(new.user_id),
         username: new.username.clone(),
+        display_name: new.display_name.clone(),
         text: new.text.clone(),
         ts: to_time(ts),
         nonce: new.nonce.clone(),
@@ -72,7 +77,8 @@ pub fn insert(conn: &Connection, new: &NewMessage) -> Result<Message, DbError> {
     })
 }
 
-const COLUMNS: &str = "m.id, r.code, m.user_id, m.username, m.text, m.ts, m.nonce, m.attachment, m.ip";
+const COLUMNS: &str =
+    "m.id, r.code, m.user_id, m.username, m.text, m.ts, m.nonce, m.attachment, m.ip, coalesce(m.display_name, m.username)";
 
 fn message_from_row(row: &Row<'_>, with_ip: bool) -> rusqlite::Result<Message> {
     let attachment: Option<String> = row.get(7)?;
@@ -82,6 +88,7 @@ fn message_from_row(row: &Row<'_>, with_ip: bool) -> rusqlite::Result<Message> {
         room: RoomCode(row.get(1)?),
         user_id: row.get(2)?,
         username: row.get(3)?,
+        display_name: row.get(9)?,
         text: row.get(4)?,
         ts: to_time(row.get(5)?),
         nonce: row.get(6)?,
@@ -159,6 +166,7 @@ mod tests {
             room: RoomCode::lobby(),
             user_id: user,
             username: "ann".into(),
+            display_name: "Ann".into(),
             text: text.into(),
             ip: ip.into(),
             nonce: None,
@@ -189,6 +197,7 @@ mod tests {
             ["m4", "m5", "m6"]
         );
         assert!(newest[0].ip.is_none(), "IPs are for admins only");
+        assert_eq!(newest[0].display_name, "Ann", "the name at the time is kept");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 
 pub mod account_tokens;
 pub mod audit;
+pub mod avatars;
 pub mod bans;
 pub mod filter;
 pub mod invites;
 pub mod messages;
 pub mod outbox;
+pub mod recovery_codes;
 pub mod roles;
 pub mod rooms;
 pub mod sessions;
@@ -112,6 +114,47 @@ const MIGRATIONS: &[&str] = &[
          created_at  INTEGER NOT NULL,
          expires_at  INTEGER NOT NULL
      );",
+    // 5 -> 6: two-factor recovery codes, stored hashed.
+    "CREATE TABLE recovery_codes (
+         user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         code_hash  BLOB    NOT NULL,
+         PRIMARY KEY (user_id, code_hash)
+     ) WITHOUT ROWID;",
+    // 6 -> 7: login sessions get a random public id (their owner lists and
+    // ends them by it) and remember the address and browser last seen.
+    "CREATE TABLE sessions_next (
+         id               INTEGER PRIMARY KEY,
+         token_hash       BLOB    NOT NULL UNIQUE,
+         public_id        TEXT    NOT NULL UNIQUE,
+         user_id          INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         ip               TEXT    NOT NULL,
+         user_agent       TEXT    NOT NULL DEFAULT '',
+         last_ip          TEXT    NOT NULL,
+         last_user_agent  TEXT    NOT NULL DEFAULT '',
+         created_at       INTEGER NOT NULL,
+         last_seen_at     INTEGER NOT NULL,
+         expires_at       INTEGER NOT NULL
+     );
+     INSERT INTO sessions_next (id, token_hash, public_id, user_id, ip, user_agent, last_ip, last_user_agent,
+                                created_at, last_seen_at, expires_at)
+         SELECT id, token_hash, lower(hex(randomblob(16))), user_id, ip, user_agent, ip, user_agent,
+                created_at, last_seen_at, expires_at
+         FROM sessions;
+     DROP TABLE sessions;
+     ALTER TABLE sessions_next RENAME TO sessions;
+     CREATE INDEX sessions_by_user ON sessions (user_id);",
+    // 7 -> 8: profile pictures.
+    "CREATE TABLE avatars (
+         user_id       INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+         token         TEXT    NOT NULL UNIQUE,
+         content_type  TEXT    NOT NULL,
+         bytes         BLOB    NOT NULL,
+         created_at    INTEGER NOT NULL
+     );",
+    // 8 -> 9: a message keeps its sender's display name at the time, as it
+    // keeps the username; older messages take the username.
+    "ALTER TABLE messages ADD COLUMN display_name TEXT;
+     UPDATE messages SET display_name = username;",
 ];
 
 pub const LATEST_VERSION: u32 = 1 + MIGRATIONS.len() as u32;
@@ -390,6 +433,22 @@ mod tests {
             )
             .unwrap();
         assert!(user_may_upload);
+    }
+
+    #[test]
+    fn messages_from_before_display_names_show_the_username() {
+        let mut old = Connection::open_in_memory().unwrap();
+        configure_connection(&mut old).unwrap();
+        old.execute_batch(include_str!("schema_history/v1.sql")).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute(
+            "INSERT INTO messages (room_id, username, text, ts, ip) VALUES (1, 'ann', 'hi', 1, '::1')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut old).unwrap();
+        let shown = messages::page(&old, 1, None, 10).unwrap();
+        assert_eq!(shown[0].display_name, "ann");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub struct User {
     /// The address has been proved: by the provider (OIDC), a verification
     /// link, or a completed password reset.
     pub email_verified: bool,
-    /// Always null until avatars exist.
+    /// Where the user's picture is served; a new picture, a new URL.
     pub avatar_url: Option<String>,
     pub is_admin: bool,
     pub roles: Vec<String>,
@@ -75,8 +75,8 @@ impl NewAccount {
     }
 }
 
-const USER_COLUMNS: &str =
-    "id, username, display_name, email, is_guest, totp_secret IS NOT NULL, created_at, needs_username, email_verified";
+const USER_COLUMNS: &str = "id, username, display_name, email, is_guest, totp_secret IS NOT NULL, created_at, \
+     needs_username, email_verified, (SELECT token FROM avatars WHERE avatars.user_id = users.id)";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -89,7 +89,9 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         created_at: to_time(row.get(6)?),
         needs_username: row.get(7)?,
         email_verified: row.get(8)?,
-        avatar_url: None,
+        avatar_url: row
+            .get::<_, Option<String>>(9)?
+            .map(|token| super::avatars::url(&token)),
         is_admin: false,
         roles: Vec::new(),
         permissions: Vec::new(),
@@ -336,6 +338,16 @@ pub fn change_email(conn: &Connection, id: UserId, email: &str) -> Result<(), Db
     Ok(())
 }
 
+pub fn set_display_name(conn: &Connection, id: UserId, display_name: &str) -> Result<(), DbError> {
+    match conn.execute(
+        "UPDATE users SET display_name = ?2 WHERE id = ?1",
+        params![id, display_name],
+    )? {
+        0 => Err(DbError::NotFound),
+        _ => Ok(()),
+    }
+}
+
 pub fn set_password_hash(conn: &Connection, id: UserId, hash: &str) -> Result<(), DbError> {
     conn.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?;
     Ok(())
@@ -419,12 +431,13 @@ pub fn seal_plain_totp_secrets(
     Ok(plain.len())
 }
 
+/// Turns two-factor sign-in off: the secrets and the recovery codes go.
 pub fn disable_totp(conn: &Connection, id: UserId) -> Result<(), DbError> {
     conn.execute(
         "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = ?1",
         [id],
     )?;
-    Ok(())
+    super::recovery_codes::delete_for_user(conn, id)
 }
 
 /// Records a used step; false if a code of this step or later was used

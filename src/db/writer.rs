@@ -181,6 +181,7 @@ mod tests {
                 room: RoomCode::lobby(),
                 user_id: user,
                 username: "ann".into(),
+                display_name: "Ann".into(),
                 text: format!("m{i}"),
                 ip: "127.0.0.1".into(),
                 nonce: None,

@@ -1,7 +1,7 @@
 //! The account's address and a way back in, by mail: verify an address by
 //! its link, send the link again, change the address (verified anew), ask
 //! for a password reset and complete it. Links are single use and expire
-//! (auth::recovery); mail is queued in the transaction that asks for it and
+//! (auth::account_links); mail is queued in the transaction that asks for it and
 //! sent by the mailer, so no request waits on SMTP.
 
 use actix_web::{web, HttpResponse};
@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::client_ip::ClientIp;
 use super::limits::{self, rate_limited, Actor};
-use crate::auth::recovery::{self, RESET_TTL};
+use crate::auth::account_links::{self, RESET_TTL};
 use crate::auth::session::Auth;
 use crate::auth::{password, validate};
 use crate::db::account_tokens::Purpose;
@@ -47,8 +47,8 @@ async fn verify_email(
     let st = state.clone();
     let user = db::run(&state.pool, move |conn| -> Result<User, ApiError> {
         db::immediate(conn, |tx| {
-            let link = recovery::take(tx, Purpose::VerifyEmail, &token)?.ok_or(ApiError::InvalidToken)?;
-            if !recovery::address_proved(tx, &st, link.user_id, &link.email)? {
+            let link = account_links::take(tx, Purpose::VerifyEmail, &token)?.ok_or(ApiError::InvalidToken)?;
+            if !account_links::address_proved(tx, &st, link.user_id, &link.email)? {
                 return Err(ApiError::InvalidToken);
             }
             let user = users::get(tx, link.user_id)?;
@@ -114,7 +114,7 @@ async fn resend_verification(state: web::Data<AppState>, auth: Auth, ip: ClientI
         if user.email_verified {
             return Err(ApiError::Conflict("your address is verified already".into()));
         }
-        db::immediate(conn, |tx| recovery::queue_verification(tx, &st, &user))?;
+        db::immediate(conn, |tx| account_links::queue_verification(tx, &st, &user))?;
         Ok(())
     })
     .await?;
@@ -172,7 +172,7 @@ fn queue_reset(conn: &mut rusqlite::Connection, state: &AppState, email: &str, i
                 .record(tx)?);
         };
         let user = users::get(tx, id)?;
-        let link = recovery::issue(tx, Purpose::PasswordReset, id, email, RESET_TTL)?;
+        let link = account_links::issue(tx, Purpose::PasswordReset, id, email, RESET_TTL)?;
         let url = postbox.link("/reset-password", &link.token);
         postbox.queue(
             tx,
@@ -209,7 +209,7 @@ async fn confirm_reset(
     validate::password(&password)?;
     let peeked = token.clone();
     db::run(&state.pool, move |conn| {
-        recovery::peek(conn, Purpose::PasswordReset, &peeked)
+        account_links::peek(conn, Purpose::PasswordReset, &peeked)
     })
     .await?
     .ok_or(ApiError::InvalidToken)?;
@@ -224,10 +224,10 @@ async fn confirm_reset(
     let user = db::run(&state.pool, move |conn| -> Result<User, ApiError> {
         db::immediate(conn, |tx| {
             // Taken now: of two requests with one link, one wins.
-            let link = recovery::take(tx, Purpose::PasswordReset, &token)?.ok_or(ApiError::InvalidToken)?;
+            let link = account_links::take(tx, Purpose::PasswordReset, &token)?.ok_or(ApiError::InvalidToken)?;
             users::set_password_hash(tx, link.user_id, &hash)?;
             let ended = sessions::delete_for_user(tx, link.user_id)?;
-            let verified = recovery::address_proved(tx, &st, link.user_id, &link.email)?;
+            let verified = account_links::address_proved(tx, &st, link.user_id, &link.email)?;
             let user = users::get(tx, link.user_id)?;
             Event::new("password_reset")
                 .by(user.id, &user.username)
@@ -296,7 +296,7 @@ async fn change_email(
             // Links made for the old address die with it.
             crate::db::account_tokens::revoke(tx, before.id, Purpose::PasswordReset)?;
             let after = users::get(tx, before.id)?;
-            recovery::queue_verification(tx, &st, &after)?;
+            account_links::queue_verification(tx, &st, &after)?;
             if let (Some(postbox), Some(old)) = (&st.mail, &before.email) {
                 postbox.queue(tx, &postbox.compose().email_changed(old, &before.username, &email))?;
             }

@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use rusqlite::Connection;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::client_ip::{ClientIp, UserAgent};
 use super::limits::{self, rate_limited, Actor};
@@ -15,7 +15,7 @@ use crate::auth::limiter::{ip_key, Reservation};
 use crate::auth::session::{self, Auth, MaybeAuth, NewSession};
 use crate::auth::signin::{account_for_identity, admit, create_guest, may_register, refuse_banned};
 use crate::auth::tokens::csrf_token;
-use crate::auth::{password, recovery, totp, validate};
+use crate::auth::{account_links, password, recovery_codes, totp, validate};
 use crate::db::{self, audit::Event, sessions, users, DbError};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -104,10 +104,17 @@ async fn captcha(state: web::Data<AppState>, ip: ClientIp) -> Result<HttpRespons
 /// The answer to a successful sign-in: the session cookie, the user and the
 /// session's CSRF token.
 fn signed_in(state: &AppState, status: StatusCode, session: NewSession) -> HttpResponse {
+    signed_in_saying(state, status, session, json!({}))
+}
+
+/// [`signed_in`], with the fields of `more` in the answer as well.
+fn signed_in_saying(state: &AppState, status: StatusCode, session: NewSession, mut more: Value) -> HttpResponse {
     Metrics::inc(&state.metrics.logins);
+    more["user"] = json!(session.user);
+    more["csrf_token"] = json!(csrf_token(state.secret.expose(), &session.token));
     HttpResponse::build(status)
         .cookie(session::cookie(state, &session.token))
-        .json(json!({"user": session.user, "csrf_token": csrf_token(state.secret.expose(), &session.token)}))
+        .json(more)
 }
 
 /// Checks the CAPTCHA when it is on; a failure is audited.
@@ -236,7 +243,7 @@ async fn register(
         let created = db::immediate(conn, |tx| -> Result<_, ApiError> {
             let invite = admit(tx, registration, invite.as_deref())?;
             let id = users::create_account(tx, &account, max_users)?;
-            recovery::queue_verification(tx, &st, &users::get(tx, id)?)?;
+            account_links::queue_verification(tx, &st, &users::get(tx, id)?)?;
             Ok((id, invite))
         });
         let (id, invite) = match created {
@@ -333,17 +340,23 @@ async fn login(
         Some(c) if c.password_hash.is_none() => return Err(failure.record(&state, "no_password").await),
         Some(_) => return Err(failure.record(&state, "bad_password").await),
     };
-    let totp_step = match &credentials.totp_secret {
-        None => None,
+    let second_factor = match &credentials.totp_secret {
+        None => SecondFactor::NotAsked,
         Some(stored) => {
             let code = request.totp.as_deref().unwrap_or("").trim();
             if code.is_empty() {
                 return Err(ApiError::TotpRequired);
             }
-            let secret = open_totp_secret(&state, stored)?;
-            match totp::verify(&secret, code, Utc::now().timestamp(), credentials.totp_last_step) {
-                Some(step) => Some(step),
-                None => return Err(failure.record(&state, "bad_totp").await),
+            match second_factor(&state, &credentials, stored, code).await? {
+                Some(proof) => proof,
+                None => {
+                    let reason = if recovery_codes::is_authenticator_code(code) {
+                        "bad_totp"
+                    } else {
+                        "bad_recovery_code"
+                    };
+                    return Err(failure.record(&state, reason).await);
+                }
             }
         }
     };
@@ -352,7 +365,7 @@ async fn login(
     let st = state.clone();
     let ip = ip.to_string();
     let session = db::run(&state.pool, move |conn| -> Result<NewSession, ApiError> {
-        if let Some(step) = totp_step {
+        if let SecondFactor::Authenticator(step) = second_factor {
             if !users::use_totp_step(conn, credentials.id, step)? {
                 return Err(ApiError::InvalidCredentials);
             }
@@ -366,15 +379,66 @@ async fn login(
             return Err(banned);
         }
         users::record_login(conn, credentials.id)?;
+        let mut details = json!({"method": "password"});
+        if let SecondFactor::RecoveryCode { left } = second_factor {
+            details["recovery_code"] = json!(true);
+            details["recovery_codes_left"] = json!(left);
+        }
         Event::new("login")
             .by(credentials.id, &credentials.username)
             .ip(&ip)
-            .details(json!({"method": "password"}))
+            .details(details)
             .record(conn)?;
         Ok(session::start(conn, &st, credentials.id, &ip, &agent.0)?)
     })
     .await?;
-    Ok(signed_in(&state, StatusCode::OK, session))
+    // After a recovery code, the client says how many are left.
+    let more = match second_factor {
+        SecondFactor::RecoveryCode { left } => json!({"recovery_codes_left": left}),
+        SecondFactor::NotAsked | SecondFactor::Authenticator(_) => json!({}),
+    };
+    Ok(signed_in_saying(&state, StatusCode::OK, session, more))
+}
+
+/// What proved the second factor of a password login.
+#[derive(Debug, Clone, Copy)]
+enum SecondFactor {
+    /// The account has two-factor sign-in off.
+    NotAsked,
+    /// An authenticator code of this time step (recorded with the session,
+    /// so the code works once).
+    Authenticator(i64),
+    /// A recovery code, used up already; `left` unused ones remain.
+    RecoveryCode { left: i64 },
+}
+
+/// Checks `code` (an authenticator code, or anything else as a recovery
+/// code) for an account with two-factor sign-in on: `None` when it is wrong
+/// or used. A recovery code is used up here; it needs no sealed secret, so
+/// it works even when SECRET_KEY has changed.
+async fn second_factor(
+    state: &AppState,
+    credentials: &users::Credentials,
+    stored: &str,
+    code: &str,
+) -> Result<Option<SecondFactor>, ApiError> {
+    if recovery_codes::is_authenticator_code(code) {
+        let secret = open_totp_secret(state, stored)?;
+        let step = totp::verify(&secret, code, Utc::now().timestamp(), credentials.totp_last_step);
+        return Ok(step.map(SecondFactor::Authenticator));
+    }
+    let Some(code) = recovery_codes::normalise(code) else {
+        return Ok(None);
+    };
+    let (id, hash) = (credentials.id, recovery_codes::hash(credentials.id, &code));
+    db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        if !db::recovery_codes::consume(conn, id, &hash)? {
+            return Ok(None);
+        }
+        let left = db::recovery_codes::remaining(conn, id)?;
+        Ok(Some(SecondFactor::RecoveryCode { left }))
+    })
+    .await
 }
 
 /// A stored two-factor secret in clear. It fails only when SECRET_KEY has

@@ -61,12 +61,7 @@ async fn upload(
     let code = code.into_inner();
     let room = db::run(&state.pool, move |conn| rooms::get(conn, &code)).await?;
     require_presence(&state, auth.user.id, &room).await?;
-    state
-        .uploads
-        .hit(&format!("user:{}", auth.user.id))
-        .map_err(|refused| ApiError::RateLimited {
-            retry_after_secs: refused.retry_after_secs,
-        })?;
+    count_upload(&state, auth.user.id)?;
 
     let dir = state.config.data_dir.join(UPLOADS_DIR);
     tokio::fs::create_dir_all(&dir).await.map_err(ApiError::internal)?;
@@ -139,6 +134,7 @@ async fn upload(
             room: room.code,
             user_id: auth.user.id,
             username: auth.user.username.clone(),
+            display_name: auth.user.display_name.clone(),
             text: upload.name.clone(),
             ip: ip.to_string(),
             nonce: None,
@@ -146,6 +142,17 @@ async fn upload(
         },
     });
     Ok(HttpResponse::Created().json(upload))
+}
+
+/// Counts an upload (a file or a picture) against UPLOAD_RATE_PER_MIN for
+/// `user`: `RateLimited` past it.
+pub(super) fn count_upload(state: &AppState, user: UserId) -> Result<(), ApiError> {
+    state
+        .uploads
+        .hit(&format!("user:{user}"))
+        .map_err(|refused| ApiError::RateLimited {
+            retry_after_secs: refused.retry_after_secs,
+        })
 }
 
 /// Deletes the partial files of uploads that a crash or a stop cut off: at
@@ -306,7 +313,7 @@ impl Drop for Uncommitted {
     }
 }
 
-fn declared_length(req: &HttpRequest) -> Option<u64> {
+pub(super) fn declared_length(req: &HttpRequest) -> Option<u64> {
     req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
@@ -315,7 +322,7 @@ fn too_large(max: u64) -> ApiError {
 }
 
 /// The form's `file` part; any other part is refused.
-async fn file_field(form: &mut Multipart) -> Result<Field, ApiError> {
+pub(super) async fn file_field(form: &mut Multipart) -> Result<Field, ApiError> {
     match form.next().await {
         Some(Ok(field)) if field.name() == Some("file") => Ok(field),
         Some(Ok(field)) => Err(ApiError::bad_request(format!(
@@ -327,7 +334,7 @@ async fn file_field(form: &mut Multipart) -> Result<Field, ApiError> {
     }
 }
 
-fn multipart_error(error: MultipartError) -> ApiError {
+pub(super) fn multipart_error(error: MultipartError) -> ApiError {
     match error {
         MultipartError::ContentTypeMissing | MultipartError::ContentTypeIncompatible => {
             ApiError::UnsupportedType("send the file as multipart/form-data".into())
@@ -363,7 +370,7 @@ async fn receive(field: &mut Field, path: &Path, allowance: &Allowance) -> Resul
 
 /// The type to store and serve, from the file's first bytes. The declared
 /// type only tells a WebM voice note (audio) from a WebM video.
-fn recognise(head: &[u8], declared: Option<&str>) -> Option<String> {
+pub(super) fn recognise(head: &[u8], declared: Option<&str>) -> Option<String> {
     let served = match infer::get(head).map(|kind| kind.mime_type()) {
         Some(known @ ("image/png" | "image/jpeg" | "image/gif" | "image/webp" | "audio/ogg" | "audio/mpeg")) => known,
         Some("audio/opus") => "audio/ogg",

@@ -1,27 +1,27 @@
-//! The signed-in user's own account: who am I, pick a username, change the
-//! password, two-factor sign-in.
+//! The signed-in user's own account: who am I, the display name, pick a
+//! username, change the password. Two-factor sign-in is in `totp.rs`, the
+//! picture in `avatars.rs`, the sessions in `me_sessions.rs`.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::open_totp_secret;
 use super::client_ip::ClientIp;
 use super::limits::{self, rate_limited, Actor};
-use crate::auth::limiter::ip_key;
+use super::me_sessions::close_sockets;
 use crate::auth::session::Auth;
-use crate::auth::{password, totp, validate};
+use crate::auth::{password, validate};
+use crate::db::users::User;
 use crate::db::{self, audit::Event, sessions, users};
 use crate::error::ApiError;
+use crate::realtime::registry::AuthorityChanged;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/me", web::get().to(me))
+        .route("/api/me", web::patch().to(update_profile))
         .route("/api/me/username", web::post().to(choose_username))
-        .route("/api/me/password", web::post().to(change_password))
-        .route("/api/me/totp/setup", web::post().to(totp_setup))
-        .route("/api/me/totp/enable", web::post().to(totp_enable))
-        .route("/api/me/totp/disable", web::post().to(totp_disable));
+        .route("/api/me/password", web::post().to(change_password));
 }
 
 async fn me(auth: Auth) -> HttpResponse {
@@ -29,12 +29,75 @@ async fn me(auth: Auth) -> HttpResponse {
 }
 
 /// The audit event of a user changing their own account.
-fn self_update(auth: &Auth, ip: &str, details: serde_json::Value) -> Event {
+pub(super) fn self_update(auth: &Auth, ip: &str, details: serde_json::Value) -> Event {
     Event::new("user_update")
         .by(auth.user.id, &auth.user.username)
         .ip(ip)
         .target(auth.user.id)
         .details(details)
+}
+
+/// The parts of the profile that `PATCH /api/me` changes; each field that
+/// is present is changed by its own function, in one transaction.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileUpdate {
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+/// Changes the fields of the profile that the body names; answers the user
+/// as it is now. Guests keep the name they chose.
+async fn update_profile(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ip: ClientIp,
+    body: web::Json<ProfileUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    if auth.user.guest {
+        return Err(ApiError::Forbidden);
+    }
+    let update = body.into_inner();
+    let display_name = update
+        .display_name
+        .map(|raw| validate::display_name(&raw, "display name"))
+        .transpose()?;
+    if display_name.is_none() {
+        return Err(ApiError::bad_request("nothing to change: send display_name"));
+    }
+    let ip = ip.to_string();
+    let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        db::immediate(conn, |tx| -> Result<_, ApiError> {
+            if let Some(name) = &display_name {
+                set_display_name(tx, &auth, &ip, name)?;
+            }
+            Ok(users::get(tx, auth.user.id)?)
+        })
+    })
+    .await?;
+    identity_changed(&state, &user).await?;
+    Ok(HttpResponse::Ok().json(json!({"user": user})))
+}
+
+/// Puts a committed change of the user's name or picture in force on their
+/// live sockets before the request answers: each gets a `user` frame, and
+/// the others in its room a `member_updated` (the registry's path for
+/// changes of authority).
+pub(super) async fn identity_changed(state: &AppState, user: &User) -> Result<(), ApiError> {
+    state
+        .registry
+        .send(AuthorityChanged {
+            users: vec![user.clone()],
+        })
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// A new display name (validated), audited with the old one.
+fn set_display_name(conn: &rusqlite::Connection, auth: &Auth, ip: &str, name: &str) -> Result<(), ApiError> {
+    let before = users::get(conn, auth.user.id)?.display_name;
+    users::set_display_name(conn, auth.user.id, name)?;
+    Ok(self_update(auth, ip, json!({"display_name": {"from": before, "to": name}})).record(conn)?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +130,7 @@ async fn choose_username(
         Ok(users::get(conn, auth.user.id)?)
     })
     .await?;
+    identity_changed(&state, &user).await?;
     Ok(HttpResponse::Ok().json(json!({"user": user})))
 }
 
@@ -78,7 +142,7 @@ struct PasswordRequest {
 }
 
 /// Changes the password after checking the current one; every other session
-/// of the account ends. Wrong current passwords are limited per user and per
+/// of the account ends, and their sockets close. Wrong current passwords are limited per user and per
 /// IP (the attempt counts from before the check until it proves right) and
 /// audited as `password_change_failed`.
 async fn change_password(
@@ -127,142 +191,15 @@ async fn change_password(
         .await?
         .map_err(ApiError::internal)?;
     let ip = ip.to_string();
-    db::run(&state.pool, move |conn| -> Result<(), ApiError> {
+    let ended = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         Ok(db::immediate(conn, |tx| {
             users::set_password_hash(tx, auth.user.id, &new_hash)?;
-            sessions::delete_others(tx, auth.user.id, auth.session_id)?;
-            self_update(&auth, &ip, json!({"password": "changed"})).record(tx)
+            let ended = sessions::delete_others(tx, auth.user.id, auth.session_id)?;
+            self_update(&auth, &ip, json!({"password": "changed"})).record(tx)?;
+            Ok::<_, db::DbError>(ended)
         })?)
     })
     .await?;
+    close_sockets(&state, &ended, "your password was changed");
     Ok(HttpResponse::NoContent().finish())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodeRequest {
-    code: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DisableRequest {
-    /// Required for an account that has a password.
-    #[serde(default)]
-    password: Option<String>,
-    code: String,
-}
-
-/// Starts two-factor set-up: a new secret to put in an authenticator app. It
-/// is pending until a code from the app proves it (`/api/me/totp/enable`).
-/// Stored sealed, like the active secret.
-async fn totp_setup(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
-    if auth.user.guest {
-        return Err(ApiError::Forbidden);
-    }
-    if auth.user.totp_enabled {
-        return Err(ApiError::Conflict("two-factor sign-in is already on".into()));
-    }
-    let secret = totp::new_secret();
-    let url = totp::otpauth_url("Switchboard", &auth.user.username, &secret);
-    let pending = totp::seal_secret(&state.totp_key, &secret);
-    db::run(&state.pool, move |conn| {
-        users::set_totp_pending(conn, auth.user.id, &pending)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(json!({"secret": secret, "otpauth_url": url})))
-}
-
-/// Turns two-factor sign-in on with a first code from the app.
-async fn totp_enable(
-    state: web::Data<AppState>,
-    auth: Auth,
-    ip: ClientIp,
-    body: web::Json<CodeRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let code = body.into_inner().code;
-    let ip = ip.to_string();
-    let st = state.clone();
-    let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
-        let stored = users::totp(conn, auth.user.id)?
-            .pending
-            .ok_or_else(|| ApiError::bad_request("start the set-up first (POST /api/me/totp/setup)"))?;
-        let pending = open_totp_secret(&st, &stored)?;
-        let step = totp::verify(&pending, &code, chrono::Utc::now().timestamp(), None)
-            .ok_or_else(|| ApiError::bad_request("that code does not match: check the app's clock"))?;
-        users::enable_totp(conn, auth.user.id, step)?;
-        self_update(&auth, &ip, json!({"totp": "enabled"})).record(conn)?;
-        Ok(users::get(conn, auth.user.id)?)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(json!({"user": user})))
-}
-
-/// Turns two-factor sign-in off: the password (for an account that has one)
-/// and a current code are needed. Wrong ones count against the failed-login
-/// limit like a login's, per IP and per account from that IP, and are
-/// audited as `totp_disable_failed`.
-async fn totp_disable(
-    state: web::Data<AppState>,
-    auth: Auth,
-    ip: ClientIp,
-    body: web::Json<DisableRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner();
-    let id = auth.user.id;
-    let credentials = db::run(&state.pool, move |conn| users::credentials(conn, id)).await?;
-    let stored = credentials
-        .totp_secret
-        .ok_or_else(|| ApiError::Conflict("two-factor sign-in is not on".into()))?;
-    let given_password = request.password.unwrap_or_default();
-    if credentials.password_hash.is_some() && given_password.is_empty() {
-        return Err(ApiError::bad_request(
-            "turning two-factor sign-in off needs your password",
-        ));
-    }
-    let keys = [limits::ip(ip), format!("user:{id}@{}", ip_key(ip.0))];
-    let attempt = match state.failed_logins.reserve(&keys) {
-        Ok(attempt) => attempt,
-        Err(refused) => {
-            let actor = Actor::User(id, &auth.user.username);
-            return Err(rate_limited(&state, refused, "totp_disable", ip, actor).await);
-        }
-    };
-    let password_right = match credentials.password_hash {
-        Some(hash) => {
-            state
-                .password_jobs
-                .run(move || password::verify(&given_password, &hash))
-                .await?
-        }
-        None => true,
-    };
-    let secret = open_totp_secret(&state, &stored)?;
-    let now = chrono::Utc::now().timestamp();
-    let code_right = totp::verify(&secret, &request.code, now, credentials.totp_last_step).is_some();
-    let ip = ip.to_string();
-    let failure = match (password_right, code_right) {
-        (true, true) => None,
-        (false, _) => Some("bad_password"),
-        (true, false) => Some("bad_totp"),
-    };
-    if let Some(reason) = failure {
-        attempt.keep();
-        let event = Event::new("totp_disable_failed")
-            .by(id, &auth.user.username)
-            .ip(&ip)
-            .target(id)
-            .details(json!({"reason": reason}));
-        db::run(&state.pool, move |conn| event.record(conn)).await?;
-        return Err(ApiError::InvalidCredentials);
-    }
-    // Right: the reserved attempt is refunded.
-    drop(attempt);
-    let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
-        users::disable_totp(conn, id)?;
-        self_update(&auth, &ip, json!({"totp": "disabled"})).record(conn)?;
-        Ok(users::get(conn, id)?)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(json!({"user": user})))
 }

@@ -5,14 +5,17 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod avatars;
 pub mod client_ip;
 pub mod files;
 pub mod guard;
 pub mod health;
 pub mod limits;
 pub mod me;
+pub mod me_sessions;
 pub mod pages;
 pub mod rooms;
+pub mod totp;
 pub mod ws;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -31,6 +34,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     account::configure(cfg);
     me::configure(cfg);
+    me_sessions::configure(cfg);
+    avatars::configure(cfg);
+    totp::configure(cfg);
     rooms::configure(cfg);
     files::configure(cfg);
     ws::configure(cfg);

@@ -34,7 +34,7 @@ async fn upgrade(
         .map(|c| c.value().to_owned())
         .ok_or(ApiError::Forbidden)?;
     let ip = ip.to_string();
-    let auth = Auth::resume(&state, token, ip.clone())
+    let auth = Auth::resume(&state, token, ip.clone(), agent.0.clone())
         .await?
         .ok_or(ApiError::Forbidden)?;
     within_connection_limits(&state, &auth, &ip).await?;

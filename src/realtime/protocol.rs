@@ -91,6 +91,7 @@ pub struct Member {
     pub guest: bool,
     pub in_voice: bool,
     pub muted: bool,
+    pub avatar_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +117,7 @@ pub struct LiveSession {
     pub muted: bool,
     pub connected_at: DateTime<Utc>,
     pub user_agent: String,
+    pub avatar_url: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,6 +140,10 @@ pub enum ServerMsg<'a> {
     },
     MemberLeft {
         sid: &'a SessionId,
+    },
+    /// A member's name or picture changed: their entry as it is now.
+    MemberUpdated {
+        member: &'a Member,
     },
     VoiceState {
         sid: &'a SessionId,
@@ -170,7 +176,8 @@ pub enum ServerMsg<'a> {
     Moved {
         room: &'a RoomInfo,
     },
-    /// The user's roles, permissions or admin flag changed: the fresh record.
+    /// The user's roles, permissions, admin flag, name or picture changed:
+    /// the fresh record.
     User {
         user: &'a User,
     },

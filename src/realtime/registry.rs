@@ -147,10 +147,11 @@ pub struct Shutdown {
     pub reason: String,
 }
 
-/// These users' roles, permissions or admin flag changed (committed): their
-/// sockets act on the fresh records at once, and their admin watchers that
-/// lost `sessions.view` are dropped before the next change goes out. Send
-/// it and await it, so the change is in force when the request answers.
+/// These users' roles, permissions, admin flag, name or picture changed
+/// (committed): their sockets act on the fresh records at once, and their
+/// admin watchers that lost `sessions.view` are dropped before the next
+/// change goes out. Send it and await it, so the change is in force when
+/// the request answers.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AuthorityChanged {
@@ -207,6 +208,22 @@ impl SessionRegistry {
                 .start()
             })
             .clone()
+    }
+
+    /// Takes `user`'s name and picture into their live sessions, telling
+    /// the watchers of each one that changed.
+    fn rename(&mut self, user: &User) {
+        let mut changed = Vec::new();
+        for entry in self.sessions.values_mut().filter(|e| e.live.user.id == user.id) {
+            if entry.live.user.username != user.username || entry.live.avatar_url != user.avatar_url {
+                entry.live.user.username = user.username.clone();
+                entry.live.avatar_url = user.avatar_url.clone();
+                changed.push(entry.live.sid.clone());
+            }
+        }
+        for sid in &changed {
+            self.publish(sid);
+        }
     }
 
     fn matches(entry: &Entry, target: &Target) -> bool {
@@ -419,6 +436,7 @@ impl Handler<AuthorityChanged> for SessionRegistry {
                 }
                 entry.addr.do_send(session::Reauthorized { user: user.clone() });
             }
+            self.rename(&user);
         }
     }
 }

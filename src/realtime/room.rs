@@ -41,6 +41,13 @@ pub struct Leave {
     pub sid: SessionId,
 }
 
+/// A member's name or picture changed; everyone is sent `member_updated`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MemberUpdated {
+    pub member: Member,
+}
+
 /// A chat message to store, then deliver to everyone in the room.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -280,6 +287,23 @@ impl Handler<Leave> for Room {
     fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
         self.remove(&msg.sid);
         self.schedule_idle_check(ctx);
+    }
+}
+
+impl Handler<MemberUpdated> for Room {
+    type Result = ();
+
+    /// Takes the member's new name and picture; the voice state stays the
+    /// room's own.
+    fn handle(&mut self, msg: MemberUpdated, _: &mut Context<Self>) {
+        let Some(seat) = self.members.get_mut(&msg.member.sid) else {
+            return;
+        };
+        seat.member.username = msg.member.username;
+        seat.member.display_name = msg.member.display_name;
+        seat.member.avatar_url = msg.member.avatar_url;
+        let frame = ServerMsg::MemberUpdated { member: &seat.member }.encode();
+        self.broadcast(&frame, None);
     }
 }
 

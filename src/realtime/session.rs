@@ -85,8 +85,9 @@ pub struct ServerStopping {
     pub reason: String,
 }
 
-/// The user's authority changed: the session acts on the fresh record from
-/// now on, and tells the client with a `user` frame.
+/// The user's authority, name or picture changed: the session acts on the
+/// fresh record from now on, tells the client with a `user` frame, and its
+/// room the others (`member_updated`) when the name or picture changed.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Reauthorized {
@@ -205,6 +206,7 @@ impl WsSession {
             guest: self.auth.user.guest,
             in_voice: self.in_voice,
             muted: self.muted,
+            avatar_url: self.auth.user.avatar_url.clone(),
         }
     }
 
@@ -221,6 +223,7 @@ impl WsSession {
             muted: self.muted,
             connected_at: Utc::now(),
             user_agent: self.user_agent.clone(),
+            avatar_url: self.auth.user.avatar_url.clone(),
         }
     }
 
@@ -411,6 +414,7 @@ impl WsSession {
                 room: room.info.code.clone(),
                 user_id: self.auth.user.id,
                 username: self.auth.user.username.clone(),
+                display_name: self.auth.user.display_name.clone(),
                 text,
                 ip: self.ip.clone(),
                 nonce,
@@ -583,8 +587,14 @@ impl Handler<Reauthorized> for WsSession {
     /// lost `sessions.view`; this second `Unwatch` comes after any `Watch`
     /// this session sent before it knew, so that one cannot linger either.
     fn handle(&mut self, msg: Reauthorized, ctx: &mut Ctx) {
+        let renamed = msg.user.username != self.auth.user.username
+            || msg.user.display_name != self.auth.user.display_name
+            || msg.user.avatar_url != self.auth.user.avatar_url;
         self.auth.user = msg.user;
         self.send(ctx, ServerMsg::User { user: &self.auth.user });
+        if let Some(room) = self.room.as_ref().filter(|_| renamed) {
+            room.addr.do_send(room::MemberUpdated { member: self.member() });
+        }
         if !self.auth.user.can(perm::SESSIONS_VIEW) {
             self.state.monitor.do_send(Unwatch { sid: self.sid.clone() });
         }

@@ -82,6 +82,15 @@ impl Server {
         assert_eq!(base, self.base);
     }
 
+    /// [`Server::kill9_and_restart`] with some settings changed from now on.
+    pub async fn kill9_and_restart_with(&mut self, overrides: &[(&str, &str)]) {
+        for (k, v) in overrides {
+            self.env.retain(|(key, _)| key != k);
+            self.env.push((k.to_string(), v.to_string()));
+        }
+        self.kill9_and_restart().await;
+    }
+
     /// Sends SIGTERM and waits for the exit; returns how long it took.
     pub async fn terminate(&mut self) -> Duration {
         let pid = self.child.id().unwrap();

@@ -187,9 +187,11 @@ export class Socket {
     this.ws = null;
     if (this.state === 'closed') return;
     if (code === CLOSE_KICKED || this.finalReason?.state === 'kicked') {
-      // The login session may have ended too ("signed out" uses the same code).
-      const state = this.finalReason?.state === 'kicked' ? 'kicked' : 'signed-out';
-      this.finish(state, this.finalReason?.reason ?? reason);
+      // The login session may have ended too: a sign-out, a password change or the
+      // session ended from another device close the socket like a kick.
+      const kicked = this.finalReason?.state === 'kicked';
+      const ended = !kicked || (await this.sessionEnded());
+      this.finish(ended ? 'signed-out' : 'kicked', this.finalReason?.reason ?? reason);
       return;
     }
     if (code === CLOSE_BANNED || this.finalReason?.state === 'banned') {

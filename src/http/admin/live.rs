@@ -52,7 +52,8 @@ struct BanRequest {
     expires_at: Option<String>,
 }
 
-fn reason_or(reason: Option<String>, default: &str) -> Result<String, ApiError> {
+/// A reason as given (trimmed, at most 500 characters), or `default`.
+pub(super) fn reason_or(reason: Option<String>, default: &str) -> Result<String, ApiError> {
     let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     let reason = reason.unwrap_or_else(|| default.to_owned());
     if reason.chars().count() > REASON_MAX_CHARS {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use rusqlite::Connection;
 
-use crate::auth::recovery::{self, HANDOVER_TTL};
+use crate::auth::account_links::{self, HANDOVER_TTL};
 use crate::auth::session::Auth;
 use crate::auth::{authority, perm, validate};
 use crate::db::account_tokens::Purpose;
@@ -30,7 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/admin/users/{id}", web::get().to(show))
         .route("/api/admin/users/{id}/reset-link", web::post().to(reset_link))
         .route("/api/admin/users/{id}", web::patch().to(update))
-        .route("/api/admin/users/{id}", web::delete().to(delete));
+        .route("/api/admin/users/{id}", web::delete().to(delete))
+        .route("/api/admin/users/{id}/totp/disable", web::post().to(disable_totp));
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,7 +95,7 @@ async fn create(
             };
             let id = users::create_account(tx, &account, max_users)?;
             let link = if with_link {
-                Some(recovery::issue(
+                Some(account_links::issue(
                     tx,
                     Purpose::PasswordReset,
                     id,
@@ -148,7 +149,7 @@ async fn reset_link(
                 (Some(email), false) => email.clone(),
                 _ => return Err(ApiError::Conflict("a guest has no password to reset".into())),
             };
-            let link = recovery::issue(tx, Purpose::PasswordReset, target, &email, HANDOVER_TTL)?;
+            let link = account_links::issue(tx, Purpose::PasswordReset, target, &email, HANDOVER_TTL)?;
             Event::new("password_reset_link")
                 .by(auth.user.id, &auth.user.username)
                 .ip(&ip)
@@ -297,4 +298,51 @@ async fn delete(
         reason: "your account was deleted".into(),
     });
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisableTotpRequest {
+    reason: String,
+}
+
+/// Turns a user's two-factor sign-in off, recovery codes and all: for
+/// someone who lost both their authenticator and their codes, or whose
+/// sealed secret no longer opens (SECRET_KEY changed). Only an admin does
+/// this for an admin; the reason is audited with the admin and the target.
+async fn disable_totp(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ip: ClientIp,
+    id: web::Path<i64>,
+    body: web::Json<DisableTotpRequest>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(perm::ADMIN_USERS)?;
+    let target = UserId(id.into_inner());
+    let reason = super::live::reason_or(Some(body.into_inner().reason), "")?;
+    if reason.is_empty() {
+        return Err(ApiError::bad_request("say why two-factor sign-in is turned off"));
+    }
+    let ip = ip.to_string();
+    let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        db::immediate(conn, |tx| {
+            let actor = users::get(tx, auth.user.id)?;
+            authority::require(&actor, perm::ADMIN_USERS)?;
+            let before = users::get(tx, target)?;
+            authority::may_act_on(&actor, before.is_admin)?;
+            if !before.totp_enabled {
+                return Err(ApiError::Conflict("two-factor sign-in is not on for this user".into()));
+            }
+            users::disable_totp(tx, target)?;
+            Event::new("user_update")
+                .by(auth.user.id, &auth.user.username)
+                .ip(&ip)
+                .target(target)
+                .details(json!({"username": before.username, "totp": "disabled", "reason": reason}))
+                .record(tx)?;
+            Ok(users::get(tx, target)?)
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"user": user})))
 }

@@ -2,7 +2,9 @@
 // `admin_watch` (a `sessions` snapshot, then `session_update` and `session_gone`),
 // with kick, move and ban.
 
+import { shortAgent } from '../agents.js';
 import { api } from '../api.js';
+import { avatar } from '../avatars.js';
 import { byId, h, setText } from '../dom.js';
 import { hasPermission } from '../session.js';
 import { timeElement } from '../time.js';
@@ -132,7 +134,13 @@ export function initSessions({ user, socket }) {
     return h(
       'tr',
       { 'data-sid': session.sid },
-      h('td', {}, h('span', { id: labelId, class: 'strong' }, name), own ? h('span', { class: 'muted' }, ' (this console)') : null),
+      h(
+        'td',
+        { class: 'cell-person' },
+        avatar(session.avatar_url, name),
+        h('span', { id: labelId, class: 'strong' }, name),
+        own ? h('span', { class: 'muted' }, ' (this console)') : null,
+      ),
       h('td', {}, h('code', {}, session.ip ?? '')),
       h('td', {}, session.room ? h('code', {}, session.room) : h('span', { class: 'muted' }, 'none')),
       h('td', { 'data-voice': session.in_voice ? (session.muted ? 'muted' : 'on') : 'off' }, voice),
@@ -162,16 +170,4 @@ function roomCodeFrom(input) {
   } catch {
     return match[1];
   }
-}
-
-/** "Chrome 131 on Linux" from a user agent string, or the start of it. */
-function shortAgent(agent) {
-  if (!agent) return '';
-  const browser =
-    /(Edg|OPR|Firefox|Chrome|Chromium|Version)\/(\d+)/.exec(agent) ?? /(curl|Wget|node|undici)[/ ]?(\d*)/i.exec(agent);
-  const system = /(Windows|Android|iPhone|iPad|Mac OS X|Linux|CrOS)/.exec(agent);
-  if (!browser) return agent.slice(0, 40);
-  const name = { Edg: 'Edge', OPR: 'Opera', Version: 'Safari' }[browser[1]] ?? browser[1];
-  const os = system ? ` on ${system[1].replace('Mac OS X', 'macOS').replace('CrOS', 'ChromeOS')}` : '';
-  return `${name} ${browser[2]}${os}`.trim();
 }

@@ -1,7 +1,9 @@
 // The users tab: search accounts, promote or demote, set roles, hand over a
-// reset link, ban, delete; creating accounts and invitations (./accounts.js).
+// reset link, turn off two-factor sign-in, ban, delete; creating accounts and
+// invitations (./accounts.js).
 
 import { api } from '../api.js';
+import { avatar } from '../avatars.js';
 import { byId, h, setText } from '../dom.js';
 import { clearStatus, onSubmit } from '../forms.js';
 import { hasPermission } from '../session.js';
@@ -50,6 +52,17 @@ export function initUsers({ user }) {
     },
   });
 
+  const totpOffDialog = formDialog(byId('totp-off-dialog'), {
+    action: (target, dialogForm) =>
+      api('POST', `/api/admin/users/${target.id}/totp/disable`, {
+        reason: new FormData(dialogForm).get('reason')?.toString().trim() ?? '',
+      }),
+    done: ({ user: updated }) => {
+      feedback(result, `Two-factor sign-in is off for ${updated.username}.`);
+      load(page);
+    },
+  });
+
   async function load(newPage) {
     clearStatus(form);
     const params = new URLSearchParams({ page: String(newPage) });
@@ -73,6 +86,13 @@ export function initUsers({ user }) {
     if (!account.guest && account.email) {
       actions.push(actionButton('Reset link', () => makeResetLink(account, result), { describedBy: labelId }));
     }
+    if (account.totp_enabled && !self) {
+      actions.push(
+        actionButton('Turn off two-factor…', () => totpOffDialog.open(account, `The account ${account.username} (#${account.id}).`), {
+          describedBy: labelId,
+        }),
+      );
+    }
     if (canBan && !self) {
       actions.push(
         actionButton('Ban…', () => openBanDialog({
@@ -88,7 +108,8 @@ export function initUsers({ user }) {
       { 'data-user-id': String(account.id) },
       h(
         'td',
-        {},
+        { class: 'cell-person' },
+        avatar(account.avatar_url, account.display_name || account.username),
         h('span', { id: labelId, class: 'strong' }, account.username),
         account.is_admin ? h('span', { class: 'badge badge-admin' }, 'Admin') : null,
         account.guest ? h('span', { class: 'badge' }, 'Guest') : null,

@@ -44,6 +44,7 @@ const chat = new ChatLog({
   beginning: byId('beginning'),
   send: (frame) => socket.send(frame),
   ownUserId: () => user?.id,
+  avatarOf: (userId) => members.avatarOf(userId),
 });
 const voice = new Voice({
   socket,
@@ -128,7 +129,16 @@ function wireSocket() {
   socket.on('message', (message) => {
     if (message.room === roomCode) chat.receive(message);
   });
-  socket.on('member_joined', ({ member }) => members.add(member));
+  socket.on('member_joined', ({ member }) => {
+    members.add(member);
+    if (member) chat.refreshAvatars(member.user_id);
+  });
+  // A member's new name or picture; their messages keep the name they were sent with.
+  socket.on('member_updated', ({ member }) => {
+    if (!member) return;
+    members.update(member);
+    chat.refreshAvatars(member.user_id);
+  });
   socket.on('member_left', ({ sid }) => {
     members.remove(sid);
     voice.memberLeft(sid);
@@ -139,7 +149,8 @@ function wireSocket() {
   });
   socket.on('moved', onMoved);
   socket.on('error', onSocketError);
-  // An admin changed this user's roles or permissions.
+  // An admin changed this user's roles or permissions, or they changed their name
+  // or picture elsewhere.
   socket.on('user', ({ user: current }) => {
     if (!current) return;
     const nowVerified = current.email_verified && !user?.email_verified;
@@ -236,6 +247,12 @@ function renderConnection({ state, reason, retryInMs }) {
 
 function endSession(state, reason) {
   voice.leave({ notify: false });
+  if (state === 'signed-out') {
+    // Signed out here or elsewhere, or this session ended from another device:
+    // off to the sign-in page, which brings the person back to this room.
+    location.replace(`${LOGIN}?next=${encodeURIComponent(location.pathname)}`);
+    return;
+  }
   members.reset([]); // no longer in the room, so no longer shown who is
   enableRoomControls(false);
   setText(connection, 'Disconnected');
@@ -243,13 +260,9 @@ function endSession(state, reason) {
   const text = {
     kicked: `You were removed from the room by a moderator.${because}`,
     banned: `You are banned from this server.${because}`,
-    'signed-out': 'Your session has ended. Sign in again to come back.',
   }[state];
   setText(byId('ended-text'), text);
   show(byId('reconnect'), state === 'kicked');
-  const signIn = byId('ended-sign-in');
-  signIn.href = `${LOGIN}?next=${encodeURIComponent(location.pathname)}`;
-  show(signIn, state === 'signed-out');
   show(byId('ended'), true);
 }
 
