@@ -1,9 +1,10 @@
 //! Mail against a real local SMTP server (tests/smtp/server.mjs): the
 //! verification link after registration, ADMIN_EMAIL and live sockets at
 //! verification, REQUIRE_VERIFIED_EMAIL, the welcome mail, resending, the
-//! password reset end to end, changing the address, an SMTP server that is
-//! down at first (and a restart in between: the outbox), permanent
-//! refusals, SMTP AUTH, `switchboard mail test`, and everything without mail.
+//! password reset end to end, changing the address (also by `PATCH
+//! /api/me`), an SMTP server that is down at first (and a restart in
+//! between: the outbox), permanent refusals, SMTP AUTH, `switchboard mail
+//! test`, and everything without mail.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -412,6 +413,91 @@ async fn changing_the_address_verifies_the_new_one_and_tells_the_old() {
 }
 
 #[tokio::test]
+async fn patch_me_changes_the_address_with_the_name_in_one_step() {
+    let mail = MailServer::start().await;
+    let server = server_with(&mail, &[]).await;
+    let mut lena = server.user("lena").await;
+    let old_link = link(
+        &mail.mail("lena@example.org", "Confirm").await,
+        &server.base,
+        "/verify-email?token=",
+    );
+    let mut ws = Ws::connect(&lena).await;
+
+    // Every field is checked before anything changes: a refused address
+    // leaves the name as it was.
+    let (status, body) = lena
+        .patch(
+            "/api/me",
+            json!({"display_name": "Lena Q", "email": "lena@new.example"}),
+        )
+        .await;
+    assert_error(status, &body, 400, "bad_request"); // the password is needed
+    let (status, body) = lena
+        .patch(
+            "/api/me",
+            json!({"display_name": "Lena Q", "email": "lena@new.example", "password": "wrong password"}),
+        )
+        .await;
+    assert_error(status, &body, 401, "invalid_credentials");
+    let (status, body) = lena.patch("/api/me", json!({"password": PASSWORD})).await;
+    assert_error(status, &body, 400, "bad_request");
+    let (status, body) = lena
+        .patch("/api/me", json!({"email": "not an address", "password": PASSWORD}))
+        .await;
+    assert_error(status, &body, 400, "bad_request");
+    let me = lena.me().await;
+    assert_eq!(me["display_name"], "lena");
+    assert_eq!(me["email"], "lena@example.org");
+
+    let (status, body) = lena
+        .patch(
+            "/api/me",
+            json!({"display_name": "Lena Q", "email": "Lena@New.example", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["display_name"], "Lena Q");
+    assert_eq!(body["user"]["email"], "lena@new.example");
+    assert_eq!(body["user"]["email_verified"], false);
+    let frame = ws.next_of("user").await;
+    assert_eq!(frame["user"]["email"], "lena@new.example", "{frame}");
+    assert_eq!(frame["user"]["display_name"], "Lena Q", "{frame}");
+
+    // The same mails as POST /api/me/email: a notice to the old address, a
+    // link to the new one, and the old link verifies nothing.
+    let notice = mail.mail("lena@example.org", "Your email address was changed").await;
+    assert!(
+        notice["text"].as_str().unwrap().contains("lena@new.example"),
+        "{notice}"
+    );
+    let (status, body) = verify(&server, &token_of(&old_link)).await;
+    assert_error(status, &body, 400, "invalid_token");
+    let new_link = link(
+        &mail.mail("lena@new.example", "Confirm").await,
+        &server.base,
+        "/verify-email?token=",
+    );
+    let (status, body) = verify(&server, &token_of(&new_link)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(lena.me().await["email_verified"], true);
+
+    let mut admin = server.admin().await;
+    let logs = admin.logs(&[("action", "user_update"), ("user", "lena")]).await;
+    let entries = logs["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["details"]["email"]["to"] == "lena@new.example"),
+        "{logs}"
+    );
+    assert!(
+        entries.iter().any(|e| e["details"]["display_name"]["to"] == "Lena Q"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
 async fn an_smtp_server_that_is_down_at_first_gets_the_mail_when_it_comes_back() {
     let port = free_port();
     let server = Server::start_with(&[("SMTP_URL", &smtp_url(port))]).await;
@@ -497,6 +583,10 @@ async fn without_smtp_mail_is_off_and_an_admin_link_resets_a_password() {
     assert_error(status, &body, 400, "mail_disabled");
     let (status, body) = quinn
         .post("/api/me/email", json!({"email": "q@new.example", "password": PASSWORD}))
+        .await;
+    assert_error(status, &body, 400, "mail_disabled");
+    let (status, body) = quinn
+        .patch("/api/me", json!({"email": "q@new.example", "password": PASSWORD}))
         .await;
     assert_error(status, &body, 400, "mail_disabled");
     let (status, body) = stranger(&server)

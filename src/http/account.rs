@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::client_ip::ClientIp;
 use super::limits::{self, rate_limited, Actor};
+use super::me::identity_changed;
 use crate::auth::account_links::{self, RESET_TTL};
 use crate::auth::session::Auth;
 use crate::auth::{password, validate};
@@ -17,7 +18,8 @@ use crate::db::account_tokens::Purpose;
 use crate::db::users::User;
 use crate::db::{self, audit::Event, sessions, users};
 use crate::error::ApiError;
-use crate::realtime::registry::{AuthorityChanged, Kick, Target};
+use crate::ids::UserId;
+use crate::realtime::registry::{Kick, Target};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -69,17 +71,11 @@ async fn verify_email(
 /// After a commit that changed an account's address or its verification:
 /// the mailer sends what was queued, and the account's live sockets act on
 /// the fresh record (rights from ADMIN_EMAIL, REQUIRE_VERIFIED_EMAIL).
-async fn after_address_change(state: &AppState, user: &User) -> Result<(), ApiError> {
+pub(super) async fn after_address_change(state: &AppState, user: &User) -> Result<(), ApiError> {
     if let Some(postbox) = &state.mail {
         postbox.wake();
     }
-    state
-        .registry
-        .send(AuthorityChanged {
-            users: vec![user.clone()],
-        })
-        .await
-        .map_err(ApiError::internal)
+    identity_changed(state, user).await
 }
 
 /// Counts one mail against the client's address and each of `keys`;
@@ -264,54 +260,83 @@ struct EmailChangeRequest {
 
 /// Changes the account's address: the new one is unverified until its link
 /// is used, and the old one is told. Needs the current password (for an
-/// account that has one), counted like a password change. Kept apart from
-/// `PATCH /api/me` (the profile), so the two grow independently.
+/// account that has one), counted like a password change. `PATCH /api/me`
+/// with `email` does the same through [`checked_new_email`] and
+/// [`put_new_email`].
 async fn change_email(
     state: web::Data<AppState>,
     auth: Auth,
     ip: ClientIp,
     body: web::Json<EmailChangeRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let request = body.into_inner();
+    let email = checked_new_email(&state, &auth, ip, &request.email, request.password).await?;
+    let ip = ip.to_string();
+    let st = state.clone();
+    let user = db::run(&state.pool, move |conn| -> Result<User, ApiError> {
+        db::immediate(conn, |tx| put_new_email(tx, &st, auth.user.id, &ip, &email))
+    })
+    .await?;
+    after_address_change(&state, &user).await?;
+    Ok(HttpResponse::Ok().json(json!({"user": user})))
+}
+
+/// `raw` as the account's next address, once a change may go ahead: mail
+/// is on, the user is no guest, the address is valid, new and in an allowed
+/// domain, `password` is the current one (for an account that has one), and
+/// the mail it costs is within MAIL_RATE_PER_MIN.
+pub(super) async fn checked_new_email(
+    state: &web::Data<AppState>,
+    auth: &Auth,
+    ip: ClientIp,
+    raw: &str,
+    password: Option<String>,
+) -> Result<String, ApiError> {
     state.postbox()?;
     if auth.user.guest {
         return Err(ApiError::Forbidden);
     }
-    let request = body.into_inner();
-    let email = validate::email(&request.email)?;
+    let email = validate::email(raw)?;
     if auth.user.email.as_deref() == Some(email.as_str()) {
         return Err(ApiError::bad_request("that is your address already"));
     }
     if !state.config.email_domain_allowed(&email) {
         return Err(ApiError::EmailDomainNotAllowed);
     }
-    check_current_password(&state, &auth, ip, request.password).await?;
+    check_current_password(state, auth, ip, password).await?;
     let actor = Actor::User(auth.user.id, &auth.user.username);
-    charge_mail(&state, ip, &[format!("user:{}", auth.user.id)], actor).await?;
-    let ip = ip.to_string();
-    let st = state.clone();
-    let user = db::run(&state.pool, move |conn| -> Result<User, ApiError> {
-        db::immediate(conn, |tx| {
-            let before = users::get(tx, auth.user.id)?;
-            users::change_email(tx, before.id, &email)?;
-            // Links made for the old address die with it.
-            crate::db::account_tokens::revoke(tx, before.id, Purpose::PasswordReset)?;
-            let after = users::get(tx, before.id)?;
-            account_links::queue_verification(tx, &st, &after)?;
-            if let (Some(postbox), Some(old)) = (&st.mail, &before.email) {
-                postbox.queue(tx, &postbox.compose().email_changed(old, &before.username, &email))?;
-            }
-            Event::new("user_update")
-                .by(before.id, &before.username)
-                .ip(&ip)
-                .target(before.id)
-                .details(json!({"email": {"from": before.email, "to": email}}))
-                .record(tx)?;
-            Ok(after)
-        })
-    })
-    .await?;
-    after_address_change(&state, &user).await?;
-    Ok(HttpResponse::Ok().json(json!({"user": user})))
+    charge_mail(state, ip, &[format!("user:{}", auth.user.id)], actor).await?;
+    Ok(email)
+}
+
+/// Gives account `id` the address `email` (from [`checked_new_email`]) in
+/// the caller's transaction: unverified, with its verification mail, a
+/// notice to the old address, the old address's reset links revoked, and
+/// the change audited. Answers the account as it is now; after the commit,
+/// call [`after_address_change`].
+pub(super) fn put_new_email(
+    tx: &rusqlite::Connection,
+    state: &AppState,
+    id: UserId,
+    ip: &str,
+    email: &str,
+) -> Result<User, ApiError> {
+    let before = users::get(tx, id)?;
+    users::change_email(tx, id, email)?;
+    // Links made for the old address die with it.
+    crate::db::account_tokens::revoke(tx, id, Purpose::PasswordReset)?;
+    let after = users::get(tx, id)?;
+    account_links::queue_verification(tx, state, &after)?;
+    if let (Some(postbox), Some(old)) = (&state.mail, &before.email) {
+        postbox.queue(tx, &postbox.compose().email_changed(old, &before.username, email))?;
+    }
+    Event::new("user_update")
+        .by(id, &before.username)
+        .ip(ip)
+        .target(id)
+        .details(json!({"email": {"from": before.email, "to": email}}))
+        .record(tx)?;
+    Ok(after)
 }
 
 /// `given` must be the account's current password, when it has one. Wrong

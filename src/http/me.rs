@@ -1,11 +1,13 @@
-//! The signed-in user's own account: who am I, the display name, pick a
-//! username, change the password. Two-factor sign-in is in `totp.rs`, the
+//! The signed-in user's own account: who am I, the display name (and the
+//! address, by the change-email steps of `account.rs`), pick a username,
+//! change the password. Two-factor sign-in is in `totp.rs`, the
 //! picture in `avatars.rs`, the sessions in `me_sessions.rs`.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::account::{after_address_change, checked_new_email, put_new_email};
 use super::client_ip::ClientIp;
 use super::limits::{self, rate_limited, Actor};
 use super::me_sessions::close_sockets;
@@ -44,10 +46,19 @@ pub(super) fn self_update(auth: &Auth, ip: &str, details: serde_json::Value) -> 
 struct ProfileUpdate {
     #[serde(default)]
     display_name: Option<String>,
+    /// A new address: the same change as `POST /api/me/email`.
+    #[serde(default)]
+    email: Option<String>,
+    /// The current password, which a new `email` needs (for an account
+    /// that has one).
+    #[serde(default)]
+    password: Option<String>,
 }
 
 /// Changes the fields of the profile that the body names; answers the user
-/// as it is now. Guests keep the name they chose.
+/// as it is now. Guests keep the name they chose. Every field is checked
+/// (a new address: as `POST /api/me/email` checks it) before anything
+/// changes.
 async fn update_profile(
     state: web::Data<AppState>,
     auth: Auth,
@@ -62,20 +73,36 @@ async fn update_profile(
         .display_name
         .map(|raw| validate::display_name(&raw, "display name"))
         .transpose()?;
-    if display_name.is_none() {
-        return Err(ApiError::bad_request("nothing to change: send display_name"));
+    if update.password.is_some() && update.email.is_none() {
+        return Err(ApiError::bad_request("password is only needed with a new email"));
+    }
+    let email = match &update.email {
+        Some(raw) => Some(checked_new_email(&state, &auth, ip, raw, update.password).await?),
+        None => None,
+    };
+    if display_name.is_none() && email.is_none() {
+        return Err(ApiError::bad_request("nothing to change: send display_name or email"));
     }
     let ip = ip.to_string();
+    let st = state.clone();
+    let new_address = email.is_some();
     let user = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         db::immediate(conn, |tx| -> Result<_, ApiError> {
             if let Some(name) = &display_name {
                 set_display_name(tx, &auth, &ip, name)?;
             }
+            if let Some(email) = &email {
+                put_new_email(tx, &st, auth.user.id, &ip, email)?;
+            }
             Ok(users::get(tx, auth.user.id)?)
         })
     })
     .await?;
-    identity_changed(&state, &user).await?;
+    if new_address {
+        after_address_change(&state, &user).await?;
+    } else {
+        identity_changed(&state, &user).await?;
+    }
     Ok(HttpResponse::Ok().json(json!({"user": user})))
 }
 
