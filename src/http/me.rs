@@ -169,9 +169,9 @@ struct PasswordRequest {
 }
 
 /// Changes the password after checking the current one; every other session
-/// of the account ends, and their sockets close. Wrong current passwords are limited per user and per
-/// IP (the attempt counts from before the check until it proves right) and
-/// audited as `password_change_failed`.
+/// of the account ends, and their sockets close. Wrong current passwords
+/// are limited per user and per IP (the attempt counts from before the
+/// check until it proves right) and audited as `password_change_failed`.
 async fn change_password(
     state: web::Data<AppState>,
     auth: Auth,
