@@ -62,6 +62,7 @@ const KEYS: &[&str] = &[
     "UPLOAD_DISK_RESERVE_MB",
     "WS_MAX_PER_USER",
     "WS_MAX_PER_IP",
+    "WS_OUTBOX_KB",
     "LOG_FORMAT",
     "WEB_DIR",
     "INSTANCE_NAME",
@@ -225,6 +226,8 @@ pub struct Config {
     /// Open WebSockets allowed per user and per client IP; 0 is no limit.
     pub ws_max_per_user: u32,
     pub ws_max_per_ip: u32,
+    /// Bytes that may wait for one WebSocket before it is closed as too slow.
+    pub ws_outbox_bytes: usize,
     pub log_format: LogFormat,
     /// Serve the web client from this folder instead of the embedded copy.
     pub web_dir: Option<PathBuf>,
@@ -399,6 +402,10 @@ impl Config {
         if !(4..=31).contains(&bcrypt_cost) {
             return Err(invalid("BCRYPT_COST", &bcrypt_cost.to_string(), "must be 4 to 31"));
         }
+        let outbox_kb = s.parse_or("WS_OUTBOX_KB", 512usize)?;
+        if !(16..=1 << 20).contains(&outbox_kb) {
+            return Err(invalid("WS_OUTBOX_KB", &outbox_kb.to_string(), "must be 16 to 1048576"));
+        }
         let public_url = match s.get("PUBLIC_URL") {
             None => None,
             Some(raw) => Some(parse_public_url(raw)?),
@@ -438,6 +445,7 @@ impl Config {
             upload_disk_reserve_bytes: s.parse_or("UPLOAD_DISK_RESERVE_MB", 100u64)?.saturating_mul(MB),
             ws_max_per_user: s.parse_or("WS_MAX_PER_USER", 20)?,
             ws_max_per_ip: s.parse_or("WS_MAX_PER_IP", 0)?,
+            ws_outbox_bytes: outbox_kb * 1024,
             log_format: match s.get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,

@@ -1,13 +1,19 @@
 //! Starting the server: the shared state and the singletons are built once,
-//! here, before `HttpServer::new`; every worker gets clones of their handles.
+//! here, before any worker starts; every worker gets clones of their
+//! handles. The HTTP service is assembled from actix-http directly (rather
+//! than `HttpServer`) so that WebSocket upgrades take their socket away
+//! from the HTTP/1 dispatcher (see `http::upgrade`).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor;
+use actix_http::HttpService;
+use actix_service::map_config;
+use actix_web::dev::AppConfig;
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::captcha::CaptchaStore;
@@ -19,7 +25,7 @@ use crate::auth::totp;
 use crate::config::{Config, ConfigError};
 use crate::db::writer::Writer;
 use crate::db::{self, DbError};
-use crate::http::{self, guard};
+use crate::http::{self, guard, upgrade};
 use crate::janitor::Janitor;
 use crate::mail::mailer::Mailer;
 use crate::mail::smtp::{self, MailError, SmtpSender};
@@ -27,6 +33,7 @@ use crate::mail::{self as outgoing, Postbox};
 use crate::metrics::Metrics;
 use crate::realtime::monitor::AdminMonitor;
 use crate::realtime::registry::{SessionRegistry, Shutdown};
+use crate::realtime::session::SessionEnv;
 use crate::state::AppState;
 
 /// Seconds that in-flight requests get to finish after SIGTERM; with the
@@ -34,6 +41,11 @@ use crate::state::AppState;
 const SHUTDOWN_GRACE_SECS: u64 = 7;
 /// Time for sessions to send their goodbye frames before the server stops.
 const GOODBYE_GRACE: Duration = Duration::from_millis(300);
+/// actix-web's defaults for HTTP connections: idle keep-alive, time to send
+/// a request head, time for the client to close after a final response.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -85,9 +97,23 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let writer = Writer::start(pool.clone()).map_err(database_error)?;
     let metrics = Arc::new(Metrics::default());
     let monitor = AdminMonitor::default().start();
-    let registry = SessionRegistry::new(monitor.clone(), writer.clone(), pool.clone(), metrics.clone()).start();
+    let registry = SessionRegistry::new(monitor, writer.clone(), pool.clone(), metrics.clone()).start();
     let mail = start_mailer(&config, &public, &secret, &pool, &metrics)?;
 
+    let session_env = Arc::new(SessionEnv {
+        pool: pool.clone(),
+        writer: writer.clone(),
+        registry: registry.clone(),
+        metrics: metrics.clone(),
+        ice: (&config).into(),
+        chat_rate_per_sec: config.chat_rate_per_sec,
+        chat_burst: config.chat_burst,
+        outbox_bytes: config.ws_outbox_bytes,
+        require_verified_email: config.require_verified_email,
+        // The registry and the rooms were started on this (the system's)
+        // thread: sessions join them there.
+        live: actix::System::current().arbiter().clone(),
+    });
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),
         guest_logins: SlidingWindow::per_minute(config.guest_rate_per_min),
@@ -109,14 +135,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         oidc,
         writer: writer.clone(),
         registry: registry.clone(),
-        monitor,
+        session_env,
         config,
     });
     Janitor::new(pool, state.lifetimes()).start();
 
     tracing::info!(addr = %bound, public_url = %public, database = %state.config.database_path.display(), "listening");
     let app_state = state.clone();
-    let server = HttpServer::new(move || {
+    let app = move || {
         App::new()
             .app_data(app_state.clone())
             .wrap(from_fn(guard::csrf))
@@ -124,14 +150,24 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .wrap(TracingLogger::default())
             .configure(http::configure)
             .default_service(web::to(http::not_found))
-    })
-    // Frames leave as soon as they are written: Nagle's algorithm would hold
-    // small frames back for the peer's delayed ACK (tens of milliseconds).
-    .tcp_nodelay(true)
-    .listen(listener)?
-    .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-    .disable_signals()
-    .run();
+    };
+    let server = actix_server::Server::build()
+        .listen("switchboard", listener, move || {
+            let for_worker = |app: App<_>| map_config(app, |_| AppConfig::default());
+            HttpService::build()
+                // Frames leave as soon as they are written: Nagle's algorithm
+                // would hold small frames back for the peer's delayed ACK.
+                .tcp_nodelay(true)
+                .keep_alive(KEEP_ALIVE)
+                .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+                .upgrade(upgrade::factory(for_worker(app())))
+                .finish(for_worker(app()))
+                .tcp()
+        })?
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+        .disable_signals()
+        .run();
     actix_web::rt::spawn(stop_on_signal(server.handle(), registry));
     server.await?;
     // Everything queued (audit events of the last sessions) is committed.

@@ -17,8 +17,8 @@ use crate::db::Pool;
 use crate::error::ApiError;
 use crate::mail::Postbox;
 use crate::metrics::Metrics;
-use crate::realtime::monitor::AdminMonitor;
 use crate::realtime::registry::SessionRegistry;
+use crate::realtime::session::SessionEnv;
 
 pub struct AppState {
     pub config: Config,
@@ -58,7 +58,8 @@ pub struct AppState {
     /// Commits chat messages and audit events from the live path.
     pub writer: Writer,
     pub registry: Addr<SessionRegistry>,
-    pub monitor: Addr<AdminMonitor>,
+    /// What every WebSocket session is given.
+    pub session_env: Arc<SessionEnv>,
 }
 
 impl AppState {

@@ -9,7 +9,7 @@
 )]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{assert_error, Event, Server, Ws};
 use serde_json::{json, Value};
@@ -151,9 +151,14 @@ async fn chat_reaches_everyone_in_the_room_and_only_them() {
         assert!(message["id"].as_i64().unwrap() > 0);
         assert!(message["ts"].as_str().unwrap().ends_with('Z'));
     }
-    assert!(
-        outsider.quiet_for(Duration::from_millis(300)).await,
-        "another room hears nothing"
+    // Had the lobby's message leaked, it would be queued for the outsider
+    // before anything it asks for now.
+    outsider.send(json!({"type": "chat", "text": "marker"})).await;
+    let next = outsider.next().await;
+    assert_eq!(
+        (next["type"].as_str(), next["text"].as_str()),
+        (Some("message"), Some("marker")),
+        "another room hears nothing: {next}"
     );
 }
 
@@ -230,7 +235,12 @@ async fn switching_rooms_leaves_the_first() {
 
     b.send(json!({"type": "chat", "text": "in other"})).await;
     assert_eq!(b.next_of("message").await["room"], other.as_str());
-    assert!(a.quiet_for(Duration::from_millis(300)).await);
+    a.send(json!({"type": "chat", "text": "marker"})).await;
+    let next = a.next().await;
+    assert_eq!(
+        next["text"], "marker",
+        "the lobby hears nothing from the other room: {next}"
+    );
 
     let (status, body) = ann.get(&format!("/api/rooms/{other}")).await;
     assert_eq!(status, 200);
@@ -278,7 +288,8 @@ async fn signals_pass_only_within_a_room() {
     a.send(json!({"type": "signal", "to": c.sid(), "data": {"candidate": {}}}))
         .await;
     assert_eq!(a.next_of("error").await["code"], "not_in_room");
-    assert!(c.quiet_for(Duration::from_millis(300)).await, "nothing crossed rooms");
+    c.send(json!({"type": "ping"})).await;
+    assert_eq!(c.next().await["type"], "pong", "nothing crossed rooms");
 }
 
 #[tokio::test]
@@ -409,13 +420,14 @@ async fn a_flood_is_rate_limited_then_closed_1008() {
     assert_eq!(status, 200);
 }
 
+/// How soon a kick lands is measured under load by sb-loadgen's kick
+/// probes (docs/benchmarks.md), not by a wall-clock margin here.
 #[tokio::test]
-async fn kick_is_observed_within_a_second() {
+async fn a_kick_reaches_its_target_then_closes_4001() {
     let server = Server::start().await;
     let mut admin = server.admin().await;
     let mut a = Ws::connect(&server.user("ann").await).await;
     a.join("lobby").await;
-    let started = Instant::now();
     let (status, body) = admin
         .post(
             &format!("/api/admin/sessions/{}/kick", a.sid()),
@@ -426,7 +438,6 @@ async fn kick_is_observed_within_a_second() {
     let kicked = a.next_of("kicked").await;
     assert_eq!(kicked["reason"], "be nice");
     assert_eq!(a.closed().await, Some(4001));
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     let (status, body) = admin
         .post(&format!("/api/admin/sessions/{}/kick", a.sid()), json!({}))
         .await;
@@ -449,13 +460,12 @@ async fn a_kicked_user_can_reconnect_because_the_login_survives() {
 }
 
 #[tokio::test]
-async fn move_is_observed_within_a_second() {
+async fn a_move_sends_moved_then_joined_for_the_new_room() {
     let server = Server::start().await;
     let mut admin = server.admin().await;
     let target_room = create_room(&mut admin, "Quiet room").await;
     let mut a = Ws::connect(&server.user("ann").await).await;
     a.join("lobby").await;
-    let started = Instant::now();
     let (status, body) = admin
         .post(
             &format!("/api/admin/sessions/{}/move", a.sid()),
@@ -467,7 +477,6 @@ async fn move_is_observed_within_a_second() {
     assert_eq!(moved["room"], json!({"code": target_room, "name": "Quiet room"}));
     let joined = a.next_of("joined").await;
     assert_eq!(joined["room"]["code"], target_room.as_str());
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     let (_, sessions) = admin.get("/api/admin/sessions").await;
     let live = sessions["sessions"]
         .as_array()
@@ -486,7 +495,6 @@ async fn a_ban_closes_live_sessions_blocks_login_and_lifts() {
     let ann = server.user("ann").await;
     let mut a = Ws::connect(&ann).await;
     let ann_user = a.hello["user"]["id"].as_i64().unwrap();
-    let started = Instant::now();
     let (status, ban) = admin
         .post(
             "/api/admin/bans",
@@ -496,7 +504,6 @@ async fn a_ban_closes_live_sessions_blocks_login_and_lifts() {
     assert_eq!(status, 201, "{ban}");
     assert_eq!(a.next_of("banned").await["reason"], "spam");
     assert_eq!(a.closed().await, Some(4003));
-    assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(ban["user_id"], ann_user);
     assert!(ban["created_by"].is_i64());
 
@@ -544,10 +551,18 @@ async fn moderators_kick_and_move_but_cannot_ban() {
 #[tokio::test]
 async fn admin_watch_sends_a_snapshot_then_changes() {
     let server = Server::start().await;
-    let admin = server.admin().await;
+    let mut admin = server.admin().await;
     let mut watcher = Ws::connect(&admin).await;
     let mut early = Ws::connect(&server.user("ann").await).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once the registry lists it, the monitor has heard of it too.
+    wait_until!("the registry lists the early session", {
+        let (_, live) = admin.get("/api/admin/sessions").await;
+        live["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["sid"] == early.sid().as_str())
+    });
     watcher.send(json!({"type": "admin_watch"})).await;
     let snapshot = watcher.next_of("sessions").await;
     let sids: Vec<&str> = snapshot["sessions"]
@@ -693,15 +708,7 @@ async fn joins_kicks_moves_and_bans_are_audited() {
         .await;
     assert_eq!(status, 204);
     a.closed().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, logs) = admin.get("/api/admin/logs?per_page=200").await;
-    let actions: Vec<&str> = logs["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    for expected in [
+    let expected = [
         "room_create",
         "room_join",
         "voice_join",
@@ -709,9 +716,19 @@ async fn joins_kicks_moves_and_bans_are_audited() {
         "room_leave",
         "move",
         "kick",
-    ] {
-        assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
-    }
+    ];
+    // The writer thread commits audit events in its own time: wait for them.
+    let mut logs: Value;
+    wait_until!(format!("{expected:?} in the audit log: {logs}"), {
+        logs = admin.get("/api/admin/logs?per_page=200").await.1;
+        let actions: Vec<&str> = logs["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        expected.iter().all(|action| actions.contains(action))
+    });
     let kick = logs["entries"]
         .as_array()
         .unwrap()

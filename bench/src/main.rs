@@ -8,11 +8,18 @@
 //! - `idle`: N connections held for a duration, spread over loopback source
 //!   addresses; memory per connection from the server's RSS, and a final
 //!   ping to every connection to count the live ones.
+//! - `floor`: no server: one thread writes the same frames to N loopback
+//!   sockets at the rate, one `write` per delivery; its CPU per delivery is
+//!   the floor for a server's (see `floor.rs`).
+//! - `close`: N connections closed one after another as a standard client
+//!   closes: how long until the server has answered the close frame and
+//!   ended the TCP connection.
 //!
 //! Every loop is bounded in count and time, and a watchdog ends the process
 //! after `--max-runtime` seconds whatever happens.
 
 mod client;
+mod floor;
 mod stats;
 
 use std::net::Ipv4Addr;
@@ -33,6 +40,8 @@ use tokio_tungstenite::tungstenite::Message;
 enum Mode {
     Fanout,
     Idle,
+    Floor,
+    Close,
 }
 
 #[derive(Debug, Parser)]
@@ -81,6 +90,10 @@ struct Args {
     /// Hard limit on the whole run, in seconds.
     #[arg(long, default_value_t = 180)]
     max_runtime: u64,
+    /// Floor mode: the JSON size of each frame (a Switchboard delivery of
+    /// the peer harness's chat is about this long).
+    #[arg(long, default_value_t = 197)]
+    frame_bytes: usize,
 }
 
 /// Live totals across all readers, for knowing when to stop waiting.
@@ -119,22 +132,46 @@ async fn main() {
 }
 
 async fn run(args: &Args) -> Result<Value, String> {
+    if args.mode == Mode::Floor {
+        return run_floor(args).await;
+    }
     let server = Server::new(&args.url, args.connect_concurrency)?;
     let epoch = Instant::now();
     let before = args.server_pid.and_then(stats::sample);
     let rooms = prepare_rooms(&server, args).await?;
-    let (sockets, connect_errors, connect_time) = open_all(&server, args, &rooms).await;
-    let established = sockets.len();
+    if args.mode == Mode::Close {
+        let (sockets, connect_errors, _) = open_all(&server, args, &rooms, |ws, room| (ws, room)).await;
+        let mut report = close_all(sockets).await;
+        merge(
+            &mut report,
+            json!({"conns_requested": args.conns, "errors": {"connect": connect_errors}}),
+        );
+        return Ok(report);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let counters = Arc::new(Counters::default());
+    // Each socket is read from the moment it has joined, as a real client's
+    // is: one left unread while the others connect would miss the server's
+    // pings and be dropped as silent.
+    let (reading, shared) = (stop_rx, counters.clone());
+    let start_reading = move |ws: Ws, room: usize| {
+        let (sink, stream) = ws.split();
+        (
+            sink,
+            tokio::spawn(read(stream, reading.clone(), epoch, shared.clone())),
+            room,
+        )
+    };
+    let (sockets, connect_errors, connect_time) = open_all(&server, args, &rooms, start_reading).await;
+    let established = sockets.len();
+    let threads_before = args.server_pid.map(stats::threads);
     let mut sinks = Vec::with_capacity(established);
     let mut readers = Vec::with_capacity(established);
     let mut room_of = Vec::with_capacity(established);
-    for (ws, room) in sockets {
-        let (sink, stream) = ws.split();
+    for (sink, reader, room) in sockets {
         sinks.push(Some(sink));
         room_of.push(room);
-        readers.push(tokio::spawn(read(stream, stop_rx.clone(), epoch, counters.clone())));
+        readers.push(reader);
     }
     let mut report = json!({
         "mode": format!("{:?}", args.mode).to_lowercase(),
@@ -149,17 +186,28 @@ async fn run(args: &Args) -> Result<Value, String> {
             let fanout = fanout(&server, args, &mut sinks, &room_of, epoch, &counters).await?;
             merge(&mut report, fanout);
         }
+        Mode::Floor | Mode::Close => unreachable!("handled above"),
         Mode::Idle => {
+            // Memory is read 2 s into the hold and at its end (as the peer
+            // harness does): the second is what idle connections cost once
+            // the connect phase's short-lived allocations are gone.
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let held = args.server_pid.and_then(stats::sample);
+            let settled = args.server_pid.and_then(stats::sample);
             tokio::time::sleep(Duration::from_secs(args.duration.saturating_sub(2))).await;
+            let end_of_hold = args.server_pid.and_then(stats::sample);
             let alive = ping_all(&mut sinks, &counters).await;
             merge(&mut report, json!({"hold_s": args.duration, "pings_sent": alive}));
-            if let (Some(b), Some(h)) = (before, held) {
-                let per_conn = (h.rss_kb.saturating_sub(b.rss_kb)) as f64 / established.max(1) as f64;
+            if let (Some(b), Some(s), Some(e)) = (before, settled, end_of_hold) {
+                let per_conn = |rss_kb: u64| round2(rss_kb.saturating_sub(b.rss_kb) as f64 / established.max(1) as f64);
                 merge(
                     &mut report,
-                    json!({"server_idle": {"rss_kb_before": b.rss_kb, "rss_kb_held": h.rss_kb, "rss_kb_per_conn": round2(per_conn)}}),
+                    json!({"server_idle": {
+                        "rss_kb_before": b.rss_kb,
+                        "rss_kb_settled": s.rss_kb,
+                        "rss_kb_per_conn_settled": per_conn(s.rss_kb),
+                        "rss_kb_held": e.rss_kb,
+                        "rss_kb_per_conn": per_conn(e.rss_kb),
+                    }}),
                 );
             }
         }
@@ -196,7 +244,132 @@ async fn run(args: &Args) -> Result<Value, String> {
             );
         }
     }
+    if let (Some(pid), Some(before)) = (args.server_pid, threads_before) {
+        report["server"]["threads"] = thread_cpu(&before, &stats::threads(pid));
+    }
     Ok(report)
+}
+
+/// CPU seconds per server thread over the run, busiest first.
+fn thread_cpu(
+    before: &std::collections::HashMap<u32, (String, f64)>,
+    after: &std::collections::HashMap<u32, (String, f64)>,
+) -> Value {
+    let mut used: Vec<(String, f64)> = after
+        .iter()
+        .map(|(tid, (name, cpu))| {
+            let start = before.get(tid).map_or(0.0, |(_, cpu)| *cpu);
+            (format!("{name} ({tid})"), cpu - start)
+        })
+        .filter(|(_, cpu)| *cpu > 0.0)
+        .collect();
+    used.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Value::Array(
+        used.into_iter()
+            .map(|(name, cpu)| json!({"thread": name, "cpu_s": round2(cpu)}))
+            .collect(),
+    )
+}
+
+/// The floor: no server, one writer thread, the usual readers.
+async fn run_floor(args: &Args) -> Result<Value, String> {
+    let epoch = Instant::now();
+    let writer = floor::Writer::bind().map_err(|e| format!("bind: {e}"))?;
+    let addr = writer.addr().map_err(|e| e.to_string())?;
+    let finished = writer.run(
+        args.conns,
+        args.rate,
+        Duration::from_secs(args.duration),
+        args.frame_bytes,
+        epoch,
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let counters = Arc::new(Counters::default());
+    let mut readers = Vec::with_capacity(args.conns);
+    let mut sinks = Vec::with_capacity(args.conns);
+    for _ in 0..args.conns {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let ws = Ws::from_raw_socket(stream, tokio_tungstenite::tungstenite::protocol::Role::Client, None).await;
+        let (sink, stream) = ws.split();
+        sinks.push(sink);
+        readers.push(tokio::spawn(read(stream, stop_rx.clone(), epoch, counters.clone())));
+    }
+    let (frames, cpu_s) = tokio::task::spawn_blocking(move || finished.recv())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "the writer thread died".to_owned())??;
+    let expected = frames * args.conns as u64;
+    let drain_started = Instant::now();
+    while counters.delivered.load(Ordering::Relaxed) < expected
+        && drain_started.elapsed() < Duration::from_secs(args.drain)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(true);
+    let mut latencies = stats::histogram();
+    let mut received = 0;
+    for reader in readers {
+        if let Ok(seen) = reader.await {
+            let _ = latencies.add(&seen.latencies);
+            received += seen.deliveries;
+        }
+    }
+    let mut report = json!({
+        "mode": "floor",
+        "conns_requested": args.conns,
+        "conns_established": args.conns,
+        "rate_target": args.rate,
+        "duration_s": args.duration,
+        "frame_bytes": args.frame_bytes,
+        "deliveries_received": received,
+        "all_delivered": received >= expected,
+        "latency_ms": stats::summary_ms(&latencies),
+    });
+    merge(&mut report, floor::report(frames, args.conns, cpu_s, received));
+    Ok(report)
+}
+
+/// Closes every socket in turn as a standard client does: close frame,
+/// the server's answer, then the end of the TCP connection, which the
+/// server should close first (RFC 6455 section 7.1.1).
+async fn close_all(sockets: Vec<(Ws, usize)>) -> Value {
+    const WAIT: Duration = Duration::from_secs(5);
+    let started = Instant::now();
+    let mut took = stats::histogram();
+    let (mut closed_by_server, mut timed_out) = (0u64, 0u64);
+    let count = sockets.len();
+    for (mut ws, _) in sockets {
+        let one = Instant::now();
+        match tokio::time::timeout(WAIT, close_one(&mut ws)).await {
+            Ok(true) => closed_by_server += 1,
+            Ok(false) => {}
+            Err(_) => timed_out += 1,
+        }
+        let _ = took.record(one.elapsed().as_micros() as u64);
+    }
+    json!({
+        "mode": "close",
+        "conns_established": count,
+        "closes": count,
+        "closed_by_server_first": closed_by_server,
+        "timed_out_after_5s": timed_out,
+        "close_ms": stats::summary_ms(&took),
+        "total_s": round2(started.elapsed().as_secs_f64()),
+    })
+}
+
+/// True when the server ended the TCP connection after the handshake.
+async fn close_one(ws: &mut Ws) -> bool {
+    use tokio::io::AsyncReadExt;
+    if ws.close(None).await.is_err() {
+        return false;
+    }
+    while let Some(Ok(_)) = ws.next().await {}
+    let mut byte = [0u8; 1];
+    matches!(ws.get_mut().read(&mut byte).await, Ok(0))
 }
 
 /// Room codes to join: the lobby, or rooms made by one owner guest.
@@ -212,14 +385,20 @@ async fn prepare_rooms(server: &Server, args: &Args) -> Result<Vec<String>, Stri
     Ok(codes)
 }
 
-/// Opens every connection (bounded concurrency, each setup bounded in time):
-/// the sockets with their room index, the failures, and the time it took.
-async fn open_all(server: &Server, args: &Args, rooms: &[String]) -> (Vec<(Ws, usize)>, u64, Duration) {
+/// Opens every connection (bounded concurrency, each setup bounded in time)
+/// and hands each joined socket with its room index to `opened`: what it
+/// made of each, the failures, and the time it took.
+async fn open_all<T: Send + 'static>(
+    server: &Server,
+    args: &Args,
+    rooms: &[String],
+    opened: impl Fn(Ws, usize) -> T + Clone + Send + Sync + 'static,
+) -> (Vec<T>, u64, Duration) {
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let mut tasks = Vec::with_capacity(args.conns);
     for i in 0..args.conns {
-        let (server, gate, rooms) = (server.clone(), gate.clone(), rooms.to_vec());
+        let (server, gate, rooms, opened) = (server.clone(), gate.clone(), rooms.to_vec(), opened.clone());
         let source = args.sources[i % args.sources.len()];
         let source = (args.sources.len() > 1 || source != Ipv4Addr::LOCALHOST).then_some(source);
         tasks.push(tokio::spawn(async move {
@@ -229,7 +408,7 @@ async fn open_all(server: &Server, args: &Args, rooms: &[String]) -> (Vec<(Ws, u
                 let session = server.guest(&format!("load {i}")).await?;
                 let (mut ws, _hello) = server.connect(&session, source).await?;
                 client::join(&mut ws, &rooms[room]).await?;
-                Ok::<_, String>((ws, room))
+                Ok::<_, String>(opened(ws, room))
             };
             tokio::time::timeout(Duration::from_secs(30), setup)
                 .await

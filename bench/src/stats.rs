@@ -47,7 +47,35 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
-fn clock_ticks_per_second() -> f64 {
+/// CPU seconds of each thread of a process, by thread id, with its name.
+pub fn threads(pid: u32) -> std::collections::HashMap<u32, (String, f64)> {
+    let mut threads = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return threads;
+    };
+    let per_second = clock_ticks_per_second();
+    for task in tasks.flatten() {
+        let Ok(tid) = task.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some((_, rest))) = (stat.find('('), stat.rsplit_once(") ")) else {
+            continue;
+        };
+        let name = stat[open + 1..stat.len() - rest.len() - 2].to_owned();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok()))
+            .sum();
+        threads.insert(tid, (name, ticks / per_second));
+    }
+    threads
+}
+
+pub fn clock_ticks_per_second() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()

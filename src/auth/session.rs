@@ -43,7 +43,7 @@ impl Auth {
     /// `email_unverified` while REQUIRE_VERIFIED_EMAIL keeps this user out
     /// of rooms.
     pub fn require_room_access(&self, state: &AppState) -> Result<(), ApiError> {
-        if super::signin::must_verify_first(&state.config, &self.user) {
+        if super::signin::must_verify_first(state.config.require_verified_email, &self.user) {
             Err(ApiError::EmailUnverified)
         } else {
             Ok(())

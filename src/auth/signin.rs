@@ -10,7 +10,7 @@ use super::account_links::welcome_once;
 use super::oidc::Identity;
 use super::tokens::{readable_code, token_hash};
 use super::validate;
-use crate::config::{normalise_email, Config, Registration};
+use crate::config::{normalise_email, Registration};
 use crate::db::{self, audit::Event, bans, invites, roles, users, DbError};
 use crate::error::ApiError;
 use crate::ids::UserId;
@@ -86,8 +86,8 @@ pub fn admit(conn: &Connection, registration: Registration, invite: Option<&str>
 
 /// True while REQUIRE_VERIFIED_EMAIL keeps `user` out of rooms: a
 /// registered account whose address is not verified yet (guests have none).
-pub fn must_verify_first(config: &Config, user: &users::User) -> bool {
-    config.require_verified_email && !user.guest && !user.email_verified
+pub fn must_verify_first(require_verified_email: bool, user: &users::User) -> bool {
+    require_verified_email && !user.guest && !user.email_verified
 }
 
 /// Creates a guest account named after `display_name`.

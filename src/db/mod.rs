@@ -308,6 +308,35 @@ pub mod testing {
         migrate(&mut conn).unwrap();
         conn
     }
+
+    /// A pool over one migrated in-memory database that its connections
+    /// share (for actor tests: the writer thread and `db::run` readers see
+    /// the same data). Readers skip shared-cache table locks, so they never
+    /// fail on the writer's open transaction.
+    pub fn memory_pool() -> Pool {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "file:switchboard-test-{}-{}?mode=memory&cache=shared",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let manager = SqliteConnectionManager::file(name).with_flags(flags).with_init(|conn| {
+            configure_connection(conn)?;
+            conn.execute_batch("PRAGMA read_uncommitted = ON;")
+        });
+        // Idle connections are kept: the database lives while one is open.
+        let pool = r2d2::Pool::builder()
+            .max_size(4)
+            .min_idle(Some(4))
+            .build(manager)
+            .unwrap();
+        migrate(&mut pool.get().unwrap()).unwrap();
+        pool
+    }
 }
 
 #[cfg(test)]

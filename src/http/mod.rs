@@ -16,6 +16,7 @@ pub mod me_sessions;
 pub mod pages;
 pub mod rooms;
 pub mod totp;
+pub mod upgrade;
 pub mod ws;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};

@@ -1,10 +1,13 @@
 //! `GET /ws`: the WebSocket upgrade, refused with 403 unless the Origin is
 //! ours, the session is live, and no ban covers the user or the address.
+//! Accepted, it answers 101 and hands the socket to a new session actor
+//! (see [`super::upgrade`]).
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::client_ip::{ClientIp, UserAgent};
+use super::upgrade;
 use crate::auth::session::{Auth, COOKIE};
 use crate::error::ApiError;
 use crate::realtime::registry::CountFor;
@@ -12,22 +15,21 @@ use crate::realtime::session;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(upgrade));
+    cfg.route("/ws", web::get().to(open));
 }
 
-async fn upgrade(
+async fn open(
     req: HttpRequest,
-    payload: web::Payload,
     state: web::Data<AppState>,
     ip: ClientIp,
     agent: UserAgent,
-) -> Result<HttpResponse, actix_web::Error> {
+) -> Result<HttpResponse, ApiError> {
     let origin_ok = req
         .headers()
         .get(header::ORIGIN)
         .is_some_and(|origin| origin.as_bytes() == state.origin.as_bytes());
     if !origin_ok {
-        return Err(ApiError::Forbidden.into());
+        return Err(ApiError::Forbidden);
     }
     let token = req
         .cookie(COOKIE)
@@ -38,7 +40,10 @@ async fn upgrade(
         .await?
         .ok_or(ApiError::Forbidden)?;
     within_connection_limits(&state, &auth, &ip).await?;
-    session::serve(&req, payload, state.clone(), auth, ip, agent.0)
+    let env = state.session_env.clone();
+    upgrade::accept(&req, move |stream, early| {
+        session::start(stream, early, env, auth, ip, agent.0);
+    })
 }
 
 async fn within_connection_limits(state: &AppState, auth: &Auth, ip: &str) -> Result<(), ApiError> {

@@ -10,10 +10,29 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha1::Sha1;
 
-use crate::config::{Config, TurnAuth};
+use crate::config::{Config, IceTransportPolicy, TurnAuth, TurnConfig};
 use crate::ids::UserId;
 
-pub fn servers(config: &Config, user: UserId) -> Vec<Value> {
+/// The STUN and TURN settings, as sessions need them.
+#[derive(Debug, Clone)]
+pub struct IceConfig {
+    pub stun_urls: Vec<String>,
+    pub turn: Option<TurnConfig>,
+    /// ICE_TRANSPORT_POLICY, told to the client in `hello`.
+    pub transport_policy: IceTransportPolicy,
+}
+
+impl From<&Config> for IceConfig {
+    fn from(config: &Config) -> Self {
+        Self {
+            stun_urls: config.stun_urls.clone(),
+            turn: config.turn.clone(),
+            transport_policy: config.ice_transport_policy,
+        }
+    }
+}
+
+pub fn servers(config: &IceConfig, user: UserId) -> Vec<Value> {
     let mut servers = Vec::new();
     if !config.stun_urls.is_empty() {
         servers.push(json!({"urls": config.stun_urls}));
@@ -46,12 +65,12 @@ mod tests {
     use super::*;
     use crate::config::Settings;
 
-    fn config(pairs: &[(&str, &str)]) -> Config {
+    fn config(pairs: &[(&str, &str)]) -> IceConfig {
         let mut s = Settings::default();
         for (k, v) in pairs {
             s.set(k, *v).unwrap();
         }
-        Config::from_settings(&s).unwrap()
+        IceConfig::from(&Config::from_settings(&s).unwrap())
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! The AdminMonitor actor pushes registry changes to the admin consoles that
-//! asked for them (`admin_watch`). It mirrors the registry from its events,
-//! so a new watcher's snapshot and the deltas after it never miss a change.
+//! The AdminMonitor actor owns the admin consoles watching the live sessions
+//! (`admin_watch`) and pushes every registry change to them. A watcher's
+//! snapshot comes from the registry in the same stream as the changes, so
+//! it misses none and sees none twice; the monitor keeps no copy of the
+//! sessions.
 
 use std::collections::HashMap;
 
-use actix::{Actor, Addr, Context, Handler, Message};
+use actix::{Actor, Context, Handler, Message, Recipient};
+use bytestring::ByteString;
 
+use super::messages::{Control, Deliver};
 use super::protocol::{error_frame, LiveSession, ProtocolError, ServerMsg};
-use super::session::{Deliver, WsSession};
 use crate::ids::SessionId;
 
 /// A change in the registry.
@@ -18,12 +21,15 @@ pub enum RegistryEvent {
     Gone(SessionId),
 }
 
-/// An admin session starts watching: it gets a snapshot, then every change.
+/// From the registry: an admin session starts watching. It is sent
+/// `snapshot` (the registry as it stood), then every later change.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Watch {
     pub sid: SessionId,
-    pub addr: Addr<WsSession>,
+    pub deliver: Recipient<Deliver>,
+    pub control: Recipient<Control>,
+    pub snapshot: ByteString,
 }
 
 /// A watcher lost `sessions.view`: it is dropped and told `forbidden`
@@ -34,10 +40,14 @@ pub struct Unwatch {
     pub sid: SessionId,
 }
 
+struct Watcher {
+    deliver: Recipient<Deliver>,
+    control: Recipient<Control>,
+}
+
 #[derive(Default)]
 pub struct AdminMonitor {
-    sessions: HashMap<SessionId, LiveSession>,
-    watchers: HashMap<SessionId, Addr<WsSession>>,
+    watchers: HashMap<SessionId, Watcher>,
 }
 
 impl AdminMonitor {
@@ -49,11 +59,11 @@ impl AdminMonitor {
         }
         let text = frame.encode();
         self.watchers
-            .retain(|sid, addr| match addr.try_send(Deliver(text.clone())) {
+            .retain(|sid, watcher| match watcher.deliver.try_send(Deliver(text.clone())) {
                 Ok(()) => true,
                 Err(actix::dev::SendError::Full(_)) => {
                     tracing::warn!(%sid, "admin watcher cannot keep up: dropped");
-                    addr.do_send(super::session::Kicked {
+                    watcher.control.do_send(Control::Kicked {
                         reason: "too slow to follow the live sessions".into(),
                     });
                     false
@@ -72,15 +82,10 @@ impl Handler<RegistryEvent> for AdminMonitor {
 
     fn handle(&mut self, event: RegistryEvent, _: &mut Context<Self>) {
         match event {
-            RegistryEvent::Update(session) => {
-                self.broadcast(ServerMsg::SessionUpdate { session: &session });
-                self.sessions.insert(session.sid.clone(), session);
-            }
+            RegistryEvent::Update(session) => self.broadcast(ServerMsg::SessionUpdate { session: &session }),
             RegistryEvent::Gone(sid) => {
                 self.watchers.remove(&sid);
-                if self.sessions.remove(&sid).is_some() {
-                    self.broadcast(ServerMsg::SessionGone { sid: &sid });
-                }
+                self.broadcast(ServerMsg::SessionGone { sid: &sid });
             }
         }
     }
@@ -90,10 +95,14 @@ impl Handler<Watch> for AdminMonitor {
     type Result = ();
 
     fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
-        let mut sessions: Vec<&LiveSession> = self.sessions.values().collect();
-        sessions.sort_by_key(|s| s.connected_at);
-        msg.addr.do_send(Deliver(ServerMsg::Sessions { sessions }.encode()));
-        self.watchers.insert(msg.sid, msg.addr);
+        msg.deliver.do_send(Deliver(msg.snapshot));
+        self.watchers.insert(
+            msg.sid,
+            Watcher {
+                deliver: msg.deliver,
+                control: msg.control,
+            },
+        );
     }
 }
 
@@ -101,12 +110,12 @@ impl Handler<Unwatch> for AdminMonitor {
     type Result = ();
 
     fn handle(&mut self, msg: Unwatch, _: &mut Context<Self>) {
-        if let Some(addr) = self.watchers.remove(&msg.sid) {
+        if let Some(watcher) = self.watchers.remove(&msg.sid) {
             let notice = ProtocolError::new(
                 "forbidden",
                 "watching sessions needs sessions.view, which you no longer hold",
             );
-            addr.do_send(Deliver(error_frame(&notice)));
+            watcher.deliver.do_send(Deliver(error_frame(&notice)));
         }
     }
 }

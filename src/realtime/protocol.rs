@@ -6,7 +6,6 @@ use actix_web::web::Bytes;
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::config::IceTransportPolicy;
@@ -120,6 +119,8 @@ pub struct LiveSession {
     pub avatar_url: Option<String>,
 }
 
+/// Every server frame but `joined`, which the room puts together from the
+/// encodings it keeps (`room::Room::joined_frame`).
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg<'a> {
@@ -128,12 +129,6 @@ pub enum ServerMsg<'a> {
         user: &'a User,
         ice_servers: &'a [Value],
         ice_transport_policy: IceTransportPolicy,
-    },
-    Joined {
-        room: &'a RoomInfo,
-        members: Vec<&'a Member>,
-        /// Already-encoded messages, oldest first.
-        history: Vec<&'a RawValue>,
     },
     MemberJoined {
         member: &'a Member,
@@ -199,8 +194,12 @@ impl ServerMsg<'_> {
 /// client gets an `error` frame rather than nothing.
 pub fn encode(frame: &impl Serialize) -> ByteString {
     match serde_json::to_vec(frame) {
-        Ok(bytes) => ByteString::try_from(Bytes::from(bytes))
-            .unwrap_or_else(|_| ByteString::from_static(r#"{"type":"error","code":"internal","message":"encoding"}"#)),
+        // Exactly sized: rooms keep many encodings (members, history).
+        Ok(mut bytes) => ByteString::try_from(Bytes::from({
+            bytes.shrink_to_fit();
+            bytes
+        }))
+        .unwrap_or_else(|_| ByteString::from_static(r#"{"type":"error","code":"internal","message":"encoding"}"#)),
         Err(_) => ByteString::from_static(r#"{"type":"error","code":"internal","message":"encoding"}"#),
     }
 }

@@ -2,17 +2,18 @@
 //! WebSocket session (user, IP, user agent, room, voice state) and the
 //! directory of live room actors. Admin control (kick, move, ban, changes
 //! of authority) acts through it, and the admin monitor hears every change
-//! from it.
+//! from it. Sessions are held by the recipient of their [`Control`]; rooms,
+//! which it starts, by address.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient};
 
-use super::monitor::{AdminMonitor, RegistryEvent, Unwatch};
-use super::protocol::{LiveSession, RoomInfo};
-use super::room::{self, Room};
-use super::session::{self, WsSession};
+use super::messages::{Control, Deliver};
+use super::monitor::{self, AdminMonitor, RegistryEvent};
+use super::protocol::{LiveSession, RoomInfo, ServerMsg};
+use super::room::{self, Room, RoomIdle, SlowMember};
 use crate::auth::perm;
 use crate::db::users::User;
 use crate::db::writer::Writer;
@@ -27,7 +28,7 @@ use crate::metrics::Metrics;
 pub struct Connect {
     pub session: LiveSession,
     pub login_session: i64,
-    pub addr: Addr<WsSession>,
+    pub control: Recipient<Control>,
 }
 
 /// A message from outside the room (an uploaded file) for its room actor,
@@ -72,11 +73,21 @@ pub struct VoiceChanged {
     pub muted: bool,
 }
 
-/// A room has been empty for its grace period.
+/// A session with `sessions.view` starts watching: the monitor sends it the
+/// sessions as they are now, then every change.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RoomIdle {
-    pub code: RoomCode,
+pub struct Watch {
+    pub sid: SessionId,
+    pub deliver: Recipient<Deliver>,
+}
+
+/// A watching session lost `sessions.view`: the monitor drops it. Sent by
+/// the session itself, so it follows any `Watch` that session sent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unwatch {
+    pub sid: SessionId,
 }
 
 /// Every live session, for the admin API.
@@ -161,7 +172,7 @@ pub struct AuthorityChanged {
 struct Entry {
     live: LiveSession,
     login_session: i64,
-    addr: Addr<WsSession>,
+    control: Recipient<Control>,
 }
 
 pub struct SessionRegistry {
@@ -200,7 +211,8 @@ impl SessionRegistry {
                 Room::new(
                     info,
                     room_id,
-                    ctx.address(),
+                    ctx.address().recipient(),
+                    ctx.address().recipient(),
                     writer.clone(),
                     pool.clone(),
                     metrics.clone(),
@@ -253,7 +265,7 @@ impl Handler<Connect> for SessionRegistry {
             Entry {
                 live: msg.session,
                 login_session: msg.login_session,
-                addr: msg.addr,
+                control: msg.control,
             },
         );
         self.publish(&sid);
@@ -335,6 +347,47 @@ impl Handler<RoomIdle> for SessionRegistry {
     }
 }
 
+impl Handler<SlowMember> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SlowMember, _: &mut Context<Self>) {
+        if let Some(entry) = self.sessions.get(&msg.sid) {
+            entry.control.do_send(Control::Kicked {
+                reason: "your connection could not keep up".into(),
+            });
+        }
+    }
+}
+
+impl Handler<Watch> for SessionRegistry {
+    type Result = ();
+
+    /// The snapshot goes to the monitor in the same stream as the changes.
+    fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
+        let Some(watcher) = self.sessions.get(&msg.sid) else {
+            return;
+        };
+        let mut sessions: Vec<&LiveSession> = self.sessions.values().map(|e| &e.live).collect();
+        sessions.sort_by_key(|s| s.connected_at);
+        self.monitor.do_send(monitor::Watch {
+            snapshot: ServerMsg::Sessions { sessions }.encode(),
+            control: watcher.control.clone(),
+            sid: msg.sid,
+            deliver: msg.deliver,
+        });
+    }
+}
+
+impl Handler<Unwatch> for SessionRegistry {
+    type Result = ();
+
+    /// Behind any `Watch` the session sent before it, on the way to the
+    /// monitor.
+    fn handle(&mut self, msg: Unwatch, _: &mut Context<Self>) {
+        self.monitor.do_send(monitor::Unwatch { sid: msg.sid });
+    }
+}
+
 impl Handler<Snapshot> for SessionRegistry {
     type Result = MessageResult<Snapshot>;
 
@@ -384,11 +437,11 @@ impl Handler<Kick> for SessionRegistry {
         let mut hit = Vec::new();
         for entry in self.sessions.values().filter(|e| Self::matches(e, &msg.target)) {
             let reason = msg.reason.clone();
-            if banned {
-                entry.addr.do_send(session::Banned { reason });
+            entry.control.do_send(if banned {
+                Control::Banned { reason }
             } else {
-                entry.addr.do_send(session::Kicked { reason });
-            }
+                Control::Kicked { reason }
+            });
             hit.push(entry.live.clone());
         }
         MessageResult(hit)
@@ -400,7 +453,7 @@ impl Handler<Move> for SessionRegistry {
 
     fn handle(&mut self, msg: Move, _: &mut Context<Self>) -> Self::Result {
         let entry = self.sessions.get(&msg.sid)?;
-        entry.addr.do_send(session::MoveTo {
+        entry.control.do_send(Control::MoveTo {
             room: msg.room,
             room_id: msg.room_id,
         });
@@ -413,7 +466,7 @@ impl Handler<Shutdown> for SessionRegistry {
 
     fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) -> usize {
         for entry in self.sessions.values() {
-            entry.addr.do_send(session::ServerStopping {
+            entry.control.do_send(Control::ServerStopping {
                 reason: msg.reason.clone(),
             });
         }
@@ -430,13 +483,226 @@ impl Handler<AuthorityChanged> for SessionRegistry {
             for entry in self.sessions.values().filter(|e| e.live.user.id == user.id) {
                 if !may_watch {
                     // Ahead of any later event in the monitor's mailbox.
-                    self.monitor.do_send(Unwatch {
+                    self.monitor.do_send(monitor::Unwatch {
                         sid: entry.live.sid.clone(),
                     });
                 }
-                entry.addr.do_send(session::Reauthorized { user: user.clone() });
+                entry.control.do_send(Control::Reauthorized { user: user.clone() });
             }
             self.rename(&user);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::memory_pool;
+    use crate::realtime::testing::{frames, live, until, Got, Log, Probe};
+
+    fn registry() -> Addr<SessionRegistry> {
+        let pool = memory_pool();
+        let writer = Writer::start(pool.clone()).unwrap();
+        SessionRegistry::new(AdminMonitor::default().start(), writer, pool, Default::default()).start()
+    }
+
+    /// Connects a probe as session `sid` of `user` from `ip`, opened with
+    /// login session `login`.
+    fn connect(registry: &Addr<SessionRegistry>, sid: &str, user: i64, ip: &str, login: i64) -> Log {
+        let (probe, log) = Probe::start();
+        registry.do_send(Connect {
+            session: live(sid, user, ip),
+            login_session: login,
+            control: probe.recipient(),
+        });
+        log
+    }
+
+    fn sids(hit: &[LiveSession]) -> Vec<&str> {
+        let mut sids: Vec<&str> = hit.iter().map(|s| s.sid.0.as_str()).collect();
+        sids.sort();
+        sids
+    }
+
+    async fn kick(registry: &Addr<SessionRegistry>, target: Target) -> Vec<String> {
+        let hit = registry
+            .send(Kick {
+                target,
+                reason: "why".into(),
+            })
+            .await
+            .unwrap();
+        sids(&hit).into_iter().map(str::to_owned).collect()
+    }
+
+    fn lobby() -> RoomInfo {
+        RoomInfo {
+            code: RoomCode::lobby(),
+            name: "Lobby".into(),
+        }
+    }
+
+    #[actix::test]
+    async fn kicks_bans_moves_and_shutdown_reach_exactly_their_targets() {
+        let registry = registry();
+        let s1 = connect(&registry, "s1", 1, "10.0.0.1", 100);
+        let s2 = connect(&registry, "s2", 1, "10.0.0.2", 101);
+        let s3 = connect(&registry, "s3", 2, "10.0.0.1", 102);
+
+        assert_eq!(kick(&registry, Target::Session(SessionId("s3".into()))).await, ["s3"]);
+        assert_eq!(kick(&registry, Target::User(UserId(1))).await, ["s1", "s2"]);
+        assert_eq!(kick(&registry, Target::Login(101)).await, ["s2"]);
+        let by_ip = Target::Banned {
+            user: None,
+            ip: Some("10.0.0.1".into()),
+        };
+        assert_eq!(kick(&registry, by_ip).await, ["s1", "s3"]);
+        assert!(kick(&registry, Target::Session(SessionId("nobody".into())))
+            .await
+            .is_empty());
+
+        let moved = registry
+            .send(Move {
+                sid: SessionId("s2".into()),
+                room: lobby(),
+                room_id: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(moved.map(|s| s.sid.0), Some("s2".to_owned()));
+        let nobody = Move {
+            sid: SessionId("nobody".into()),
+            room: lobby(),
+            room_id: 1,
+        };
+        assert!(registry.send(nobody).await.unwrap().is_none());
+        let told = registry
+            .send(Shutdown {
+                reason: "restart".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(told, 3);
+
+        until("every probe heard its last word", || {
+            [&s1, &s2, &s3]
+                .iter()
+                .all(|log| log.borrow().last() == Some(&Got::Stopping("restart".into())))
+        })
+        .await;
+        let why = || "why".to_owned();
+        assert_eq!(
+            *s1.borrow(),
+            [Got::Kicked(why()), Got::Banned(why()), Got::Stopping("restart".into())]
+        );
+        assert_eq!(
+            *s2.borrow(),
+            [
+                Got::Kicked(why()),
+                Got::Kicked(why()),
+                Got::Moved("lobby".into()),
+                Got::Stopping("restart".into())
+            ]
+        );
+        assert_eq!(
+            *s3.borrow(),
+            [Got::Kicked(why()), Got::Banned(why()), Got::Stopping("restart".into())]
+        );
+    }
+
+    #[actix::test]
+    async fn a_room_is_stopped_only_when_nobody_is_in_it() {
+        let registry = registry();
+        let _s1 = connect(&registry, "s1", 1, "10.0.0.1", 100);
+        let enter = |sid: &str| EnterRoom {
+            sid: SessionId(sid.into()),
+            room: lobby(),
+            room_id: 1,
+        };
+        let first = registry.send(enter("s1")).await.unwrap();
+        assert_eq!(registry.send(enter("s1")).await.unwrap(), first, "one actor per room");
+
+        registry.do_send(RoomIdle {
+            code: RoomCode::lobby(),
+        });
+        assert_eq!(
+            registry.send(enter("s1")).await.unwrap(),
+            first,
+            "an idle report for an occupied room is ignored"
+        );
+        assert!(first.connected());
+
+        registry.do_send(Disconnect {
+            sid: SessionId("s1".into()),
+        });
+        registry.do_send(RoomIdle {
+            code: RoomCode::lobby(),
+        });
+        until("the idle room stops", || !first.connected()).await;
+        let count = registry
+            .send(CountInRoom {
+                code: RoomCode::lobby(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+        let _s2 = connect(&registry, "s2", 1, "10.0.0.1", 100);
+        let second = registry.send(enter("s2")).await.unwrap();
+        assert_ne!(second, first, "a new actor for the next visitor");
+        assert!(second.connected());
+    }
+
+    #[actix::test]
+    async fn a_slow_member_reported_by_its_room_is_kicked() {
+        let registry = registry();
+        let s1 = connect(&registry, "s1", 1, "10.0.0.1", 100);
+        registry.do_send(SlowMember {
+            sid: SessionId("s1".into()),
+        });
+        registry.do_send(SlowMember {
+            sid: SessionId("nobody".into()),
+        });
+        until("s1 is kicked", || !s1.borrow().is_empty()).await;
+        assert_eq!(*s1.borrow(), [Got::Kicked("your connection could not keep up".into())]);
+    }
+
+    #[actix::test]
+    async fn a_watcher_gets_the_sessions_then_every_change_in_order() {
+        let registry = registry();
+        let _s1 = connect(&registry, "s1", 1, "10.0.0.1", 100);
+        let (watcher, log) = Probe::start();
+        registry.do_send(Connect {
+            session: live("admin", 7, "10.0.0.7"),
+            login_session: 107,
+            control: watcher.clone().recipient(),
+        });
+        registry.do_send(Watch {
+            sid: SessionId("admin".into()),
+            deliver: watcher.clone().recipient(),
+        });
+        let _s2 = connect(&registry, "s2", 2, "10.0.0.2", 102);
+        registry.do_send(Disconnect {
+            sid: SessionId("s1".into()),
+        });
+        until("the watcher hears s1 go", || !frames(&log, "session_gone").is_empty()).await;
+        let kinds: Vec<String> = log
+            .borrow()
+            .iter()
+            .map(|got| match got {
+                Got::Frame(frame) => frame["type"].as_str().unwrap().to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["sessions", "session_update", "session_gone"]);
+        let snapshot = &frames(&log, "sessions")[0]["sessions"];
+        let sids: Vec<&str> = snapshot
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["sid"].as_str().unwrap())
+            .collect();
+        assert_eq!(sids, ["s1", "admin"]);
+        assert_eq!(frames(&log, "session_update")[0]["session"]["sid"], "s2");
+        assert_eq!(frames(&log, "session_gone")[0]["sid"], "s1");
     }
 }

@@ -1,24 +1,28 @@
 //! The Room actor owns one live room: its members with their voice state,
-//! and the last 200 messages, each encoded once. Chat is stored through the
+//! and the last 200 messages, each encoded once. Frames are encoded once and
+//! the same bytes go to every member; a joiner's `joined` frame is put
+//! together from encodings kept for each member and for the history, so a
+//! crowd joining at once costs the room little. Chat is stored through the
 //! writer thread and fanned out only after its commit. Started by the
-//! registry on first entry; stops when the registry agrees it is idle.
+//! registry on first entry; it tells whoever started it when it has been
+//! empty for a while ([`RoomIdle`]) and when a member cannot keep up
+//! ([`SlowMember`]), and stops when told to. It knows members only by the
+//! recipient of their frames.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, SpawnHandle, WrapFuture};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle, WrapFuture};
 use bytestring::ByteString;
-use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::messages::Deliver;
 use super::protocol::{encode, error_frame, Member, ProtocolError, RoomInfo, ServerMsg};
-use super::registry::{RoomIdle, SessionRegistry};
-use super::session::{Deliver, Kicked, WsSession};
 use crate::db::messages::{self, NewMessage};
 use crate::db::writer::Writer;
 use crate::db::{self, DbError, Pool};
-use crate::ids::SessionId;
+use crate::ids::{RoomCode, SessionId};
 use crate::metrics::Metrics;
 
 /// Messages a joiner receives, and that the room keeps encoded.
@@ -31,7 +35,7 @@ const IDLE_GRACE: Duration = Duration::from_secs(30);
 #[rtype(result = "()")]
 pub struct Join {
     pub member: Member,
-    pub addr: Addr<WsSession>,
+    pub deliver: Recipient<Deliver>,
 }
 
 /// A session leaves; the others are sent `member_left`.
@@ -91,6 +95,22 @@ pub struct Relay {
     pub data: Value,
 }
 
+/// From the room to whoever started it: it has been empty for its grace
+/// period and may be stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RoomIdle {
+    pub code: RoomCode,
+}
+
+/// From the room to whoever started it: this member's mailbox is full; it
+/// has been dropped from the room and should be disconnected.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SlowMember {
+    pub sid: SessionId,
+}
+
 /// The registry agreed the room is idle: stop.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -98,18 +118,33 @@ pub struct Stop;
 
 struct Seat {
     member: Member,
-    addr: Addr<WsSession>,
-    /// Join order, so member lists read in the order people arrived.
-    seq: u64,
+    /// The member's JSON, for `joined` frames.
+    encoded: ByteString,
+    deliver: Recipient<Deliver>,
+}
+
+impl Seat {
+    fn new(member: Member, deliver: Recipient<Deliver>) -> Self {
+        Self {
+            encoded: encode(&member),
+            member,
+            deliver,
+        }
+    }
 }
 
 pub struct Room {
     info: RoomInfo,
     id: i64,
-    members: HashMap<SessionId, Seat>,
+    /// Members by join order: member lists and fan-out follow it.
+    seats: BTreeMap<u64, Seat>,
+    seat_of: HashMap<SessionId, u64>,
     next_seq: u64,
     history: VecDeque<ByteString>,
-    registry: Addr<SessionRegistry>,
+    /// `history` as one JSON array, built when a joiner first needs it.
+    history_json: Option<String>,
+    idle: Recipient<RoomIdle>,
+    slow: Recipient<SlowMember>,
     writer: Writer,
     pool: Pool,
     metrics: Arc<Metrics>,
@@ -120,7 +155,8 @@ impl Room {
     pub fn new(
         info: RoomInfo,
         id: i64,
-        registry: Addr<SessionRegistry>,
+        idle: Recipient<RoomIdle>,
+        slow: Recipient<SlowMember>,
         writer: Writer,
         pool: Pool,
         metrics: Arc<Metrics>,
@@ -128,10 +164,13 @@ impl Room {
         Self {
             info,
             id,
-            members: HashMap::new(),
+            seats: BTreeMap::new(),
+            seat_of: HashMap::new(),
             next_seq: 0,
             history: VecDeque::with_capacity(HISTORY_ON_JOIN),
-            registry,
+            history_json: None,
+            idle,
+            slow,
             writer,
             pool,
             metrics,
@@ -139,23 +178,23 @@ impl Room {
         }
     }
 
-    /// Sends `text` to every member but `except`. A member whose mailbox is
-    /// full is dropped from the room and disconnected; one whose mailbox is
-    /// closed is forgotten.
+    /// Sends `text` to every member but `except`, in join order. A member
+    /// whose mailbox is full is dropped from the room and reported to the
+    /// registry, which disconnects it; one whose mailbox is closed is
+    /// forgotten.
     fn broadcast(&mut self, text: &ByteString, except: Option<&SessionId>) {
         let mut gone = Vec::new();
         let mut delivered = 0u64;
-        for (sid, seat) in &self.members {
+        for seat in self.seats.values() {
+            let sid = &seat.member.sid;
             if except == Some(sid) {
                 continue;
             }
-            match seat.addr.try_send(Deliver(text.clone())) {
+            match seat.deliver.try_send(Deliver(text.clone())) {
                 Ok(()) => delivered += 1,
                 Err(actix::dev::SendError::Full(_)) => {
                     tracing::warn!(%sid, room = %self.info.code, "session cannot keep up: dropped");
-                    seat.addr.do_send(Kicked {
-                        reason: "your connection could not keep up".into(),
-                    });
+                    self.slow.do_send(SlowMember { sid: sid.clone() });
                     gone.push(sid.clone());
                 }
                 Err(actix::dev::SendError::Closed(_)) => gone.push(sid.clone()),
@@ -169,9 +208,17 @@ impl Room {
         }
     }
 
+    fn seat(&self, sid: &SessionId) -> Option<&Seat> {
+        self.seat_of.get(sid).and_then(|seq| self.seats.get(seq))
+    }
+
+    fn seat_mut(&mut self, sid: &SessionId) -> Option<&mut Seat> {
+        self.seat_of.get(sid).and_then(|seq| self.seats.get_mut(seq))
+    }
+
     fn send_to(&self, sid: &SessionId, text: ByteString) {
-        if let Some(seat) = self.members.get(sid) {
-            let _ = seat.addr.try_send(Deliver(text));
+        if let Some(seat) = self.seat(sid) {
+            let _ = seat.deliver.try_send(Deliver(text));
         }
     }
 
@@ -180,26 +227,30 @@ impl Room {
     }
 
     fn remove(&mut self, sid: &SessionId) {
-        if self.members.remove(sid).is_some() {
-            let frame = ServerMsg::MemberLeft { sid }.encode();
-            self.broadcast(&frame, None);
-        }
+        let Some(seq) = self.seat_of.remove(sid) else {
+            return;
+        };
+        self.seats.remove(&seq);
+        let frame = ServerMsg::MemberLeft { sid }.encode();
+        self.broadcast(&frame, None);
     }
 
-    fn joined_frame(&self) -> ByteString {
-        let mut seats: Vec<&Seat> = self.members.values().collect();
-        seats.sort_by_key(|s| s.seq);
-        let history: Vec<&RawValue> = self
-            .history
-            .iter()
-            .filter_map(|text| serde_json::from_str(text).ok())
-            .collect();
-        ServerMsg::Joined {
-            room: &self.info,
-            members: seats.into_iter().map(|s| &s.member).collect(),
-            history,
-        }
-        .encode()
+    /// `{"type":"joined","room","members","history"}`, put together from
+    /// the encodings the room keeps rather than serialised afresh.
+    fn joined_frame(&mut self) -> ByteString {
+        let history = &self.history;
+        let history = self.history_json.get_or_insert_with(|| json_array(history));
+        let room = encode(&self.info);
+        let members: usize = self.seats.values().map(|s| s.encoded.len() + 1).sum();
+        let mut frame = String::with_capacity(48 + room.len() + members + history.len());
+        frame.push_str(r#"{"type":"joined","room":"#);
+        frame.push_str(&room);
+        frame.push_str(r#","members":"#);
+        frame.push_str(&json_array(self.seats.values().map(|s| &s.encoded)));
+        frame.push_str(r#","history":"#);
+        frame.push_str(history);
+        frame.push('}');
+        ByteString::from(frame)
     }
 
     /// Hands a message to the writer; `Stored` comes back after its commit.
@@ -220,20 +271,34 @@ impl Room {
             self.history.pop_front();
         }
         self.history.push_back(text);
+        self.history_json = None;
     }
 
     fn schedule_idle_check(&mut self, ctx: &mut Context<Self>) {
-        if self.members.is_empty() && self.idle_timer.is_none() {
+        if self.seats.is_empty() && self.idle_timer.is_none() {
             self.idle_timer = Some(ctx.run_later(IDLE_GRACE, |room, _| {
                 room.idle_timer = None;
-                if room.members.is_empty() {
-                    room.registry.do_send(RoomIdle {
+                if room.seats.is_empty() {
+                    room.idle.do_send(RoomIdle {
                         code: room.info.code.clone(),
                     });
                 }
             }));
         }
     }
+}
+
+/// `[a,b,...]` from already-encoded JSON values.
+fn json_array<'a>(items: impl IntoIterator<Item = &'a ByteString>) -> String {
+    let mut array = String::from("[");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            array.push(',');
+        }
+        array.push_str(item);
+    }
+    array.push(']');
+    array
 }
 
 impl Actor for Room {
@@ -250,7 +315,10 @@ impl Actor for Room {
         };
         ctx.wait(load.into_actor(self).map(|loaded, room, ctx| {
             match loaded {
-                Ok(recent) => room.history.extend(recent.iter().map(encode)),
+                Ok(recent) => {
+                    room.history.extend(recent.iter().map(encode));
+                    room.history_json = None;
+                }
                 Err(error) => tracing::error!(%error, room = %room.info.code, "cannot load the room's history"),
             }
             room.schedule_idle_check(ctx);
@@ -269,15 +337,10 @@ impl Handler<Join> for Room {
         let announce = ServerMsg::MemberJoined { member: &msg.member }.encode();
         self.broadcast(&announce, Some(&sid));
         self.next_seq += 1;
-        self.members.insert(
-            sid.clone(),
-            Seat {
-                member: msg.member,
-                addr: msg.addr,
-                seq: self.next_seq,
-            },
-        );
-        self.send_to(&sid, self.joined_frame());
+        self.seat_of.insert(sid.clone(), self.next_seq);
+        self.seats.insert(self.next_seq, Seat::new(msg.member, msg.deliver));
+        let joined = self.joined_frame();
+        self.send_to(&sid, joined);
     }
 }
 
@@ -296,12 +359,13 @@ impl Handler<MemberUpdated> for Room {
     /// Takes the member's new name and picture; the voice state stays the
     /// room's own.
     fn handle(&mut self, msg: MemberUpdated, _: &mut Context<Self>) {
-        let Some(seat) = self.members.get_mut(&msg.member.sid) else {
+        let Some(seat) = self.seat_mut(&msg.member.sid) else {
             return;
         };
         seat.member.username = msg.member.username;
         seat.member.display_name = msg.member.display_name;
         seat.member.avatar_url = msg.member.avatar_url;
+        seat.encoded = encode(&seat.member);
         let frame = ServerMsg::MemberUpdated { member: &seat.member }.encode();
         self.broadcast(&frame, None);
     }
@@ -311,7 +375,7 @@ impl Handler<Chat> for Room {
     type Result = ();
 
     fn handle(&mut self, msg: Chat, ctx: &mut Context<Self>) {
-        if !self.members.contains_key(&msg.sid) {
+        if !self.seat_of.contains_key(&msg.sid) {
             return;
         }
         if self.store(msg.message, Some(msg.sid.clone()), ctx).is_err() {
@@ -356,11 +420,12 @@ impl Handler<Voice> for Room {
     type Result = ();
 
     fn handle(&mut self, msg: Voice, _: &mut Context<Self>) {
-        let Some(seat) = self.members.get_mut(&msg.sid) else {
+        let Some(seat) = self.seat_mut(&msg.sid) else {
             return;
         };
         seat.member.in_voice = msg.in_voice;
         seat.member.muted = msg.muted;
+        seat.encoded = encode(&seat.member);
         let frame = ServerMsg::VoiceState {
             sid: &msg.sid,
             in_voice: msg.in_voice,
@@ -378,7 +443,7 @@ impl Handler<Relay> for Room {
     /// in voice: a member who never joined voice cannot open a connection
     /// to someone's microphone, nor be called without having joined.
     fn handle(&mut self, msg: Relay, _: &mut Context<Self>) {
-        let (Some(from), Some(to)) = (self.members.get(&msg.from), self.members.get(&msg.to)) else {
+        let (Some(from), Some(to)) = (self.seat(&msg.from), self.seat(&msg.to)) else {
             return self.refuse_relay(&msg.from, "not_in_room", "that session is not in your room");
         };
         if msg.from == msg.to {
@@ -396,7 +461,7 @@ impl Handler<Relay> for Room {
             data: &msg.data,
         }
         .encode();
-        let _ = to.addr.try_send(Deliver(frame));
+        let _ = to.deliver.try_send(Deliver(frame));
     }
 }
 
@@ -405,5 +470,194 @@ impl Handler<Stop> for Room {
 
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         actix::ActorContext::stop(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::memory_pool;
+    use crate::db::{rooms, users};
+    use crate::ids::UserId;
+    use crate::realtime::testing::{frames, member, until, Got, Log, Probe};
+    use actix::Addr;
+
+    struct Lobby {
+        room: Addr<Room>,
+        owner: Log,
+        user: UserId,
+    }
+
+    fn lobby() -> Lobby {
+        let pool = memory_pool();
+        let conn = pool.get().unwrap();
+        let lobby = rooms::get(&conn, RoomCode::LOBBY).unwrap();
+        let user = users::create_guest(&conn, "guest-talker", "Talker").unwrap();
+        let (owner, log) = Probe::start();
+        let writer = Writer::start(pool.clone()).unwrap();
+        let info = RoomInfo {
+            code: lobby.code,
+            name: lobby.name,
+        };
+        let room = Room::new(
+            info,
+            lobby.id,
+            owner.clone().recipient(),
+            owner.recipient(),
+            writer,
+            pool.clone(),
+            Default::default(),
+        )
+        .start();
+        Lobby { room, owner: log, user }
+    }
+
+    fn join(room: &Addr<Room>, sid: &str, probe: &Addr<Probe>) {
+        room.do_send(Join {
+            member: member(sid, 1),
+            deliver: probe.clone().recipient(),
+        });
+    }
+
+    fn post(lobby: &Lobby, text: &str) {
+        lobby.room.do_send(Post {
+            message: NewMessage {
+                room_id: 0,
+                room: RoomCode::lobby(),
+                user_id: lobby.user,
+                username: "guest-talker".into(),
+                display_name: "Talker".into(),
+                text: text.into(),
+                ip: "127.0.0.1".into(),
+                nonce: None,
+                attachment: None,
+            },
+        });
+    }
+
+    fn types(log: &Log) -> Vec<String> {
+        log.borrow()
+            .iter()
+            .map(|got| match got {
+                Got::Frame(frame) => frame["type"].as_str().unwrap().to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn sids(frame: &serde_json::Value) -> Vec<&str> {
+        frame["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["sid"].as_str().unwrap())
+            .collect()
+    }
+
+    #[actix::test]
+    async fn every_member_gets_the_room_s_frames_in_the_order_they_happened() {
+        let lobby = lobby();
+        let (a, a_log) = Probe::start();
+        let (b, b_log) = Probe::start();
+        join(&lobby.room, "a", &a);
+        join(&lobby.room, "b", &b);
+        for text in ["one", "two", "three"] {
+            post(&lobby, text);
+        }
+        until("both hear three messages", || {
+            frames(&a_log, "message").len() == 3 && frames(&b_log, "message").len() == 3
+        })
+        .await;
+        assert_eq!(
+            types(&a_log),
+            ["joined", "member_joined", "message", "message", "message"]
+        );
+        assert_eq!(types(&b_log), ["joined", "message", "message", "message"]);
+        assert_eq!(sids(&frames(&b_log, "joined")[0]), ["a", "b"], "in the order they came");
+        for log in [&a_log, &b_log] {
+            let texts: Vec<_> = frames(log, "message").iter().map(|m| m["text"].clone()).collect();
+            assert_eq!(texts, ["one", "two", "three"]);
+            let ids: Vec<i64> = frames(log, "message")
+                .iter()
+                .map(|m| m["id"].as_i64().unwrap())
+                .collect();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        }
+        let (c, c_log) = Probe::start();
+        join(&lobby.room, "c", &c);
+        until("c has joined", || !frames(&c_log, "joined").is_empty()).await;
+        let history = frames(&c_log, "joined")[0]["history"].clone();
+        let texts: Vec<_> = history.as_array().unwrap().iter().map(|m| m["text"].clone()).collect();
+        assert_eq!(texts, ["one", "two", "three"], "history oldest first");
+    }
+
+    #[actix::test]
+    async fn a_member_whose_mailbox_is_full_is_reported_and_announced_gone() {
+        let lobby = lobby();
+        let (a, a_log) = Probe::start();
+        join(&lobby.room, "a", &a);
+        let sleeper = Probe::asleep(1);
+        join(&lobby.room, "sleeper", &sleeper);
+        for text in ["one", "two"] {
+            post(&lobby, text);
+        }
+        until("a hears both", || frames(&a_log, "message").len() == 2).await;
+        assert_eq!(
+            *lobby.owner.borrow(),
+            [Got::Slow("sleeper".into())],
+            "the registry is told, and disconnects it"
+        );
+        let left = frames(&a_log, "member_left");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0]["sid"], "sleeper");
+        let (c, c_log) = Probe::start();
+        join(&lobby.room, "c", &c);
+        until("c has joined", || !frames(&c_log, "joined").is_empty()).await;
+        assert_eq!(sids(&frames(&c_log, "joined")[0]), ["a", "c"]);
+    }
+
+    #[actix::test]
+    async fn a_member_that_is_gone_is_forgotten_without_a_kick() {
+        let lobby = lobby();
+        let (a, a_log) = Probe::start();
+        let (gone, gone_log) = Probe::start();
+        join(&lobby.room, "a", &a);
+        join(&lobby.room, "gone", &gone);
+        until("gone has joined", || !frames(&gone_log, "joined").is_empty()).await;
+        gone.do_send(crate::realtime::messages::Control::ServerStopping { reason: "bye".into() });
+        until("gone has stopped", || !gone.connected()).await;
+        post(&lobby, "after");
+        until("a hears the message", || !frames(&a_log, "message").is_empty()).await;
+        let left = frames(&a_log, "member_left");
+        assert_eq!(left.len(), 1, "{:?}", types(&a_log));
+        assert_eq!(left[0]["sid"], "gone");
+        assert!(!gone_log.borrow().iter().any(|g| matches!(g, Got::Kicked(_))));
+        assert!(lobby.owner.borrow().is_empty(), "nothing to report");
+    }
+
+    #[actix::test]
+    async fn an_empty_room_asks_its_owner_to_stop_after_its_grace() {
+        tokio::time::pause();
+        let lobby = lobby();
+        let (a, a_log) = Probe::start();
+        join(&lobby.room, "a", &a);
+        until("a has joined", || !frames(&a_log, "joined").is_empty()).await;
+        tokio::time::sleep(IDLE_GRACE * 2).await;
+        assert!(lobby.owner.borrow().is_empty(), "an occupied room stays");
+
+        lobby.room.do_send(Leave {
+            sid: SessionId("a".into()),
+        });
+        tokio::time::sleep(IDLE_GRACE - Duration::from_secs(1)).await;
+        assert!(lobby.owner.borrow().is_empty(), "not before the grace");
+        join(&lobby.room, "a", &a);
+        lobby.room.do_send(Leave {
+            sid: SessionId("a".into()),
+        });
+        tokio::time::sleep(IDLE_GRACE + Duration::from_secs(1)).await;
+        assert_eq!(*lobby.owner.borrow(), [Got::Idle("lobby".into())]);
+
+        lobby.room.do_send(Stop);
+        until("the room stops", || !lobby.room.connected()).await;
     }
 }

@@ -16,7 +16,7 @@ export const DESKTOP = { width: 1280, height: 860 };
 export const PHONE = { width: 375, height: 740 };
 
 /** Every wait in the tests is bounded by this unless it says otherwise. */
-export const WAIT_MS = 10_000;
+export const WAIT_MS = 30_000;
 
 /**
  * Starts Chromium. playwright-core gives each launch a fresh temporary profile

@@ -61,7 +61,7 @@ describe('network loss', () => {
     await gail.locator('.message-pending', { hasText: 'Waiting for the connection' }).waitFor();
     await screenshot(gail, 'room-reconnecting');
 
-    await gail.locator('#connection[data-state="open"]').waitFor({ timeout: 15_000 });
+    await gail.locator('#connection[data-state="open"]').waitFor();
     assert.notEqual(await gail.evaluate(() => window.__switchboard.socket.sid), sidBefore, 'a new session');
     await hank.locator('#members .member', { hasText: 'gail' }).waitFor();
 
@@ -112,7 +112,7 @@ describe('server restart', () => {
 
     await server.restart();
     await eventually(() => states.includes('reconnecting'), { message: 'a reconnection' });
-    await ivy.locator('#connection[data-state="open"]').waitFor({ timeout: 15_000 });
+    await ivy.locator('#connection[data-state="open"]').waitFor();
     await ivy.fill('#message-text', 'back after the restart');
     await ivy.press('#message-text', 'Enter');
     await ivy.locator('#messages .message[data-id]', { hasText: 'back after the restart' }).waitFor();

@@ -161,7 +161,7 @@ describe('a room with two people', () => {
     await ann.locator('#voice-status', { hasText: 'Connected to 1 of 1' }).waitFor();
 
     // The fake microphone beeps: someone shows as speaking at some point.
-    await ann.locator('#members .member-speaking').first().waitFor({ timeout: 20_000 });
+    await ann.locator('#members .member-speaking').first().waitFor();
     await screenshotBoth(ann, 'room');
 
     await ann.click('#voice-mute');

@@ -681,3 +681,134 @@ impl Server {
         api
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the transport tests: the server's memory, raw upgrades, and
+// the close handshake seen from the client's socket.
+// ---------------------------------------------------------------------------
+
+impl Server {
+    /// The server's resident memory, from /proc.
+    pub fn rss_kb(&self) -> u64 {
+        let pid = self.child.id().expect("the server is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+}
+
+/// An HTTP answer read off a raw socket: status, head and body.
+pub struct RawAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+    /// The server closed the connection after answering.
+    pub closed: bool,
+}
+
+/// Sends `request` (a whole HTTP/1.1 request) on a fresh connection and
+/// reads the answer: to the end of the connection, or of the head for 101.
+pub async fn raw_request(base: &str, request: &str) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        let n = tokio::time::timeout(FRAME_WAIT, stream.read(&mut buf))
+            .await
+            .expect("an answer within FRAME_WAIT")
+            .unwrap_or(0);
+        if n == 0 {
+            break true;
+        }
+        bytes.extend_from_slice(&buf[..n]);
+        if bytes.starts_with(b"HTTP/1.1 101") && bytes.windows(4).any(|w| w == b"\r\n\r\n") {
+            break false;
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    RawAnswer {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+        closed,
+    }
+}
+
+/// A WebSocket handshake for `path` as `api`'s user with the given Origin.
+pub fn handshake_request(api: &Api, path: &str, origin: Option<&str>) -> String {
+    let host = api.base.trim_start_matches("http://");
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    if let Some(origin) = origin {
+        request.push_str(&format!("Origin: {origin}\r\n"));
+    }
+    if let Some(cookie) = api.session_cookie() {
+        request.push_str(&format!("Cookie: sb_session={cookie}\r\n"));
+    }
+    request.push_str("\r\n");
+    request
+}
+
+impl Ws {
+    /// Closes as a standard client does (close frame, then the server's
+    /// reply) and then waits for the server to end the TCP connection:
+    /// how long the whole close took, or `None` if the server left the
+    /// connection open for FRAME_WAIT.
+    pub async fn close_and_await_eof(&mut self) -> Option<Duration> {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio::io::AsyncReadExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let started = tokio::time::Instant::now();
+        self.stream.send(Message::Close(None)).await.unwrap();
+        let deadline = started + FRAME_WAIT;
+        // The reply: tungstenite answers it, then reports the stream's end.
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, self.stream.next()).await {
+            if matches!(frame, Message::Close(_)) {
+                continue;
+            }
+        }
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout_at(deadline, self.stream.get_mut().read(&mut byte)).await {
+            Ok(Ok(0)) => Some(started.elapsed()),
+            _ => None,
+        }
+    }
+
+    /// The raw TCP socket under the WebSocket (for reads past its end).
+    pub fn raw_socket(&mut self) -> &mut tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream> {
+        self.stream.get_mut()
+    }
+}
+
+/// Polls `$cond` (an expression that may `.await`) until it holds, failing
+/// the test after FRAME_WAIT: waiting on the state itself, not on a guess
+/// at how long it takes.
+#[macro_export]
+macro_rules! wait_until {
+    ($what:expr, $cond:expr) => {{
+        let deadline = tokio::time::Instant::now() + $crate::common::FRAME_WAIT;
+        loop {
+            if $cond {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not within {:?}: {}",
+                $crate::common::FRAME_WAIT,
+                $what
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }};
+}
