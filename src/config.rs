@@ -52,6 +52,9 @@ const KEYS: &[&str] = &[
     "WS_MAX_PER_IP",
     "LOG_FORMAT",
     "WEB_DIR",
+    "MESSAGE_RETENTION_DAYS",
+    "UPLOAD_RETENTION_DAYS",
+    "AUDIT_RETENTION_DAYS",
 ];
 
 /// A value that must never reach a log line or a response.
@@ -111,6 +114,15 @@ pub enum TurnAuth {
     None,
 }
 
+/// How long stored rows are kept before the janitor deletes them; `None`
+/// keeps them forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub messages: Option<Duration>,
+    pub uploads: Option<Duration>,
+    pub audit: Option<Duration>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -142,6 +154,7 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Serve the web client from this folder instead of the embedded copy.
     pub web_dir: Option<PathBuf>,
+    pub retention: Retention,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -330,6 +343,11 @@ impl Config {
                 Some(other) => return Err(invalid("LOG_FORMAT", other, "expected text or json")),
             },
             web_dir: s.get("WEB_DIR").map(PathBuf::from),
+            retention: Retention {
+                messages: retention_days(s, "MESSAGE_RETENTION_DAYS")?,
+                uploads: retention_days(s, "UPLOAD_RETENTION_DAYS")?,
+                audit: retention_days(s, "AUDIT_RETENTION_DAYS")?,
+            },
         })
     }
 
@@ -375,6 +393,11 @@ impl Config {
             }
         };
         Ok(Secret::new(key))
+    }
+
+    /// Where uploaded files are stored (`DATA_DIR/uploads`).
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
     }
 
     pub fn is_https(&self) -> bool {
@@ -440,6 +463,12 @@ fn turn_config(s: &Settings) -> Result<Option<TurnConfig>, ConfigError> {
         TurnAuth::None
     };
     Ok(Some(TurnConfig { urls, auth }))
+}
+
+/// A number of days; 0 or unset is forever.
+fn retention_days(s: &Settings, key: &'static str) -> Result<Option<Duration>, ConfigError> {
+    let days: u32 = s.parse_or(key, 0)?;
+    Ok((days > 0).then(|| Duration::from_secs(u64::from(days) * 86_400)))
 }
 
 fn trusted_proxies(s: &Settings) -> Result<Vec<IpNet>, ConfigError> {
@@ -568,6 +597,23 @@ mod tests {
         assert!(c.is_trusted_proxy("10.1.2.3".parse().unwrap()));
         assert!(c.is_trusted_proxy("127.0.0.1".parse().unwrap()));
         assert!(!c.is_trusted_proxy("127.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn retention_is_forever_unless_a_number_of_days_is_set() {
+        let c = Config::from_settings(&Settings::default()).unwrap();
+        assert_eq!(c.retention, Retention::default());
+        let c = Config::from_settings(&settings(&[
+            ("MESSAGE_RETENTION_DAYS", "30"),
+            ("UPLOAD_RETENTION_DAYS", "0"),
+            ("AUDIT_RETENTION_DAYS", "365"),
+        ]))
+        .unwrap();
+        assert_eq!(c.retention.messages, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(c.retention.uploads, None);
+        assert_eq!(c.retention.audit, Some(Duration::from_secs(365 * 86_400)));
+        let err = Config::from_settings(&settings(&[("AUDIT_RETENTION_DAYS", "-1")])).unwrap_err();
+        assert!(err.to_string().contains("AUDIT_RETENTION_DAYS"), "{err}");
     }
 
     #[test]

@@ -12,5 +12,6 @@ pub mod janitor;
 pub mod logging;
 pub mod metrics;
 pub mod realtime;
+pub mod retention;
 pub mod server;
 pub mod state;

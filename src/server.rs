@@ -82,7 +82,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         monitor,
         config,
     });
-    Janitor::new(pool, state.lifetimes()).start();
+    Janitor::new(
+        pool,
+        state.lifetimes(),
+        state.config.retention,
+        state.config.uploads_dir(),
+    )
+    .start();
 
     tracing::info!(addr = %bound, public_url = %public, database = %state.config.database_path.display(), "listening");
     let app_state = state.clone();
