@@ -1,5 +1,6 @@
-//! The command line: `serve` (the default), `migrate`, `user ...` and
-//! `hash-password`. Operator commands talk to the database directly.
+//! The command line: `serve` (the default), `migrate`, `user ...`,
+//! `hash-password` and `backup`. Operator commands talk to the database
+//! directly.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -39,6 +40,12 @@ pub enum Command {
     User(UserCommand),
     /// Read a password on standard input and print its bcrypt hash.
     HashPassword,
+    /// Write a consistent copy of the database and the uploads into DIR
+    /// (created if missing; must be empty), also while the server runs.
+    Backup {
+        /// Where the copy goes: DIR/switchboard.db and DIR/uploads/.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +77,8 @@ pub enum CliError {
     Db(#[from] DbError),
     #[error("{0}")]
     Input(String),
+    #[error("backup: {0}")]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 impl From<ApiError> for CliError {
@@ -161,6 +170,15 @@ pub fn hash_password(config: &Config) -> Result<(), CliError> {
     validate::password(&secret)?;
     let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
     println!("{hash}");
+    Ok(())
+}
+
+pub fn backup(config: &Config, dir: &std::path::Path) -> Result<(), CliError> {
+    let report = crate::backup::run(config, dir)?;
+    for name in &report.missing {
+        eprintln!("switchboard: warning: upload {name} is named in the database but its file is gone");
+    }
+    println!("{}", crate::backup::summary(&report, dir));
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! `main.rs` is a thin command line over this library.
 
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -3,6 +3,7 @@
 //! submodules; every call runs off the actix workers through [`run`].
 
 pub mod audit;
+pub mod backup;
 pub mod bans;
 pub mod filter;
 pub mod messages;
