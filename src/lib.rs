@@ -16,3 +16,4 @@ pub mod realtime;
 pub mod retention;
 pub mod server;
 pub mod state;
+pub mod systemd;
