@@ -535,8 +535,11 @@ impl Ws {
     pub async fn next_event(&mut self, wait: Duration) -> Event {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
+        // One deadline for the whole wait: pings and pongs, skipped below,
+        // must not start it over.
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match tokio::time::timeout(wait, self.stream.next()).await {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
                 Err(_) => return Event::Timeout,
                 Ok(None) => return Event::Closed(None),
                 Ok(Some(Err(_))) => return Event::Closed(None),
