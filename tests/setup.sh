@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and the machine lacks: the Rust toolchain's
-# components, Node.js packages for the local OpenID provider. Safe to run
+# components, Node.js packages for the local OpenID provider, Chromium, and
+# nginx with openssl for tests/through_nginx.rs. Safe to run
 # again: it only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,12 @@ fi
 if [[ ! -x /usr/bin/chromium ]]; then
   echo "== installing Chromium (apt)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
+# Debian's nginx for tests/through_nginx.rs, which runs it as its own
+# foreground process (never the system service) with deploy/'s site file, and
+# openssl for the test certificates.
+if [[ ! -x /usr/sbin/nginx ]] && ! command -v nginx >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+  echo "== installing nginx and openssl (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx openssl
 fi

@@ -20,9 +20,10 @@ export const WAIT_MS = 10_000;
 
 /**
  * Starts Chromium. playwright-core gives each launch a fresh temporary profile
- * (user-data-dir) and each context its own cookies and storage.
+ * (user-data-dir) and each context its own cookies and storage. `extraArgs`
+ * go after the usual flags (the nginx test adds certificate and resolver ones).
  */
-export function launchBrowser() {
+export function launchBrowser({ extraArgs = [] } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -40,6 +41,7 @@ export function launchBrowser() {
       '--use-fake-device-for-media-stream',
       // Lets WebRTC use 127.0.0.1, so voice between the test's pages stays on loopback.
       '--allow-loopback-in-peer-connection',
+      ...extraArgs,
     ],
   });
 }
