@@ -13,22 +13,14 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Api, Server, Ws, PASSWORD};
-use reqwest::multipart::{Form, Part};
+use common::{texts_of, Api, Server, Ws, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const DAY_MS: i64 = 86_400_000;
 
 async fn upload(api: &mut Api, name: &str, text: &str) -> Value {
-    let part = Part::bytes(text.as_bytes().to_vec())
-        .file_name(name.to_owned())
-        .mime_str("text/plain")
-        .unwrap();
-    let req = api
-        .request(Method::POST, "/api/rooms/lobby/files")
-        .multipart(Form::new().part("file", part));
-    let (status, body) = api.send(req).await;
+    let (status, body) = api.upload_file("lobby", name, text.as_bytes().to_vec()).await;
     assert_eq!(status, 201, "{body}");
     body
 }
@@ -178,13 +170,7 @@ async fn old_messages_uploads_and_audit_entries_go_and_recent_ones_stay() {
     let mut ann = second.login_ok("ann", PASSWORD).await;
     let (status, body) = ann.get("/api/rooms/lobby/messages?limit=200").await;
     assert_eq!(status, 200, "{body}");
-    let shown: Vec<&str> = body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap())
-        .collect();
-    assert_eq!(shown, texts);
+    assert_eq!(texts_of(&body["messages"]), texts);
     let (status, _) = ann.get(&format!("/files/{expired_id}")).await;
     assert_eq!(status, 404);
     let kept = ann
@@ -196,13 +182,7 @@ async fn old_messages_uploads_and_audit_entries_go_and_recent_ones_stay() {
     assert_eq!(kept.text().await.unwrap(), "a recent file\n");
     let mut ws = Ws::connect(&ann).await;
     let joined = ws.join("lobby").await;
-    let history: Vec<&str> = joined["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap())
-        .collect();
-    assert_eq!(history, texts);
+    assert_eq!(texts_of(&joined["history"]), texts);
 }
 
 #[tokio::test]

@@ -18,9 +18,8 @@ use std::time::Duration;
 
 use common::{Event, Server, PASSWORD};
 use nginx::{Nginx, Site, Tls};
-use reqwest::multipart::{Form, Part};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The address nginx connects from, and the one address trusted.
 const PROXY: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -83,17 +82,6 @@ async fn register(api: &mut common::Api, username: &str, email: &str) {
         )
         .await;
     assert_eq!(status, 201, "register {username}: {body}");
-}
-
-async fn upload(api: &mut common::Api, name: &str, bytes: Vec<u8>) -> (reqwest::StatusCode, Value) {
-    let part = Part::bytes(bytes)
-        .file_name(name.to_owned())
-        .mime_str("text/plain")
-        .unwrap();
-    let req = api
-        .request(Method::POST, "/api/rooms/lobby/files")
-        .multipart(Form::new().part("file", part));
-    api.send(req).await
 }
 
 /// The `ip` of the live session `sid`, as the admin console shows it.
@@ -162,7 +150,7 @@ async fn sign_in_chat_kick_upload_and_client_ips_through_nginx() {
     // A 50 MB file (exactly MAX_UPLOAD_MB) goes up through nginx, reaches the
     // room, and comes back down intact; one byte more is the server's 413.
     let big: Vec<u8> = b"0123456789abcdef\n".iter().copied().cycle().take(50 * MIB).collect();
-    let (status, answer) = upload(&mut ann, "big.txt", big.clone()).await;
+    let (status, answer) = ann.upload_file("lobby", "big.txt", big.clone()).await;
     assert_eq!(status, 201, "{answer}");
     assert_eq!(answer["size"], 50 * MIB);
     let posted = bob_ws.next_of("message").await;
@@ -178,7 +166,7 @@ async fn sign_in_chat_kick_upload_and_client_ips_through_nginx() {
     );
     let mut too_big = big;
     too_big.push(b'\n');
-    let (status, refused) = upload(&mut ann, "too-big.txt", too_big).await;
+    let (status, refused) = ann.upload_file("lobby", "too-big.txt", too_big).await;
     common::assert_error(status, &refused, 413, "too_large");
 
     // An admin kick reaches the socket through nginx, with its close code.

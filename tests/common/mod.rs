@@ -594,3 +594,31 @@ pub enum Event {
     Closed(Option<u16>),
     Timeout,
 }
+
+// ---------------------------------------------------------------------------
+// Helpers added for the backup, retention and nginx tests.
+// ---------------------------------------------------------------------------
+
+impl Api {
+    /// Posts `bytes` as the file `name` to `room` (the multipart field `file`,
+    /// with no declared type: the server goes by the content).
+    pub async fn upload_file(&mut self, room: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        use reqwest::multipart::{Form, Part};
+        let part = Part::bytes(bytes).file_name(name.to_owned());
+        let req = self
+            .request(Method::POST, &format!("/api/rooms/{room}/files"))
+            .multipart(Form::new().part("file", part));
+        self.send(req).await
+    }
+}
+
+/// The `text` of every message in a `{"messages": [...]}` answer or a
+/// `joined.history`, in order.
+pub fn texts_of(messages: &Value) -> Vec<String> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
