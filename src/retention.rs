@@ -104,15 +104,12 @@ async fn expire_uploads(pool: &Pool, before: i64, dir: PathBuf) -> Result<Batch,
         let (files, deleted) = db::immediate(conn, |tx| {
             Ok((uploads::delete(tx, &ids)?, messages::delete_ids(tx, &carriers)?))
         })?;
-        remove_files(&dir, &files);
-        Ok(Batch {
-            swept: Swept {
-                messages: deleted,
-                uploads: files.len(),
-                audit: 0,
-            },
-            full: expired.len() == UPLOAD_BATCH as usize,
-        })
+        Ok(files_and_messages_gone(
+            &dir,
+            &files,
+            deleted,
+            expired.len() == UPLOAD_BATCH as usize,
+        ))
     })
     .await
 }
@@ -123,15 +120,12 @@ async fn expire_messages(pool: &Pool, before: i64, dir: PathBuf) -> Result<Batch
             let (deleted, carried) = messages::delete_expired(tx, before, BATCH)?;
             Ok((deleted, uploads::delete(tx, &carried)?))
         })?;
-        remove_files(&dir, &files);
-        Ok(Batch {
-            swept: Swept {
-                messages: deleted,
-                uploads: files.len(),
-                audit: 0,
-            },
-            full: deleted == BATCH as usize,
-        })
+        Ok(files_and_messages_gone(
+            &dir,
+            &files,
+            deleted,
+            deleted == BATCH as usize,
+        ))
     })
     .await
 }
@@ -148,6 +142,20 @@ async fn expire_audit(pool: &Pool, before: i64) -> Result<Batch, DbError> {
         })
     })
     .await
+}
+
+/// After the commit of a batch that deleted `messages` and the uploads whose
+/// files are `files`: removes the files and counts the batch.
+fn files_and_messages_gone(dir: &Path, files: &[String], messages: usize, full: bool) -> Batch {
+    remove_files(dir, files);
+    Batch {
+        swept: Swept {
+            messages,
+            uploads: files.len(),
+            audit: 0,
+        },
+        full,
+    }
 }
 
 /// Removes the files of deleted uploads (after the commit: a crash between
