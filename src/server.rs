@@ -126,13 +126,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
 /// Tells systemd's watchdog that the server is alive every `every`: after a
 /// round trip through the database writer, from the thread the registry and
-/// rooms run on, so a wedged writer or event loop stops the pings and
-/// systemd restarts the service.
+/// rooms run on, so a wedged or dead writer or event loop stops the pings
+/// and systemd restarts the service.
 async fn feed_watchdog(notifier: Arc<Notifier>, every: Duration, writer: Writer) {
     loop {
         actix_web::rt::time::sleep(every).await;
-        writer.flush().await;
-        notifier.notify("WATCHDOG=1");
+        if writer.round_trip().await {
+            notifier.notify("WATCHDOG=1");
+        } else {
+            tracing::error!("the database writer has stopped: not feeding systemd's watchdog");
+        }
     }
 }
 
