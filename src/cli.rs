@@ -1,6 +1,6 @@
 //! The command line: `serve` (the default), `migrate`, `user ...`,
-//! `mail test` and `hash-password`. Operator commands talk to the database
-//! (or the SMTP server) directly.
+//! `mail test`, `hash-password` and `backup`. Operator commands talk to the
+//! database (or the SMTP server) directly.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -43,6 +43,12 @@ pub enum Command {
     /// Outgoing mail.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Write a consistent copy of the database and the uploads into DIR
+    /// (created if missing; must be empty), also while the server runs.
+    Backup {
+        /// Where the copy goes: DIR/switchboard.db and DIR/uploads/.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +100,8 @@ pub enum CliError {
     Input(String),
     #[error("mail: {0}")]
     Mail(#[from] crate::mail::smtp::MailError),
+    #[error("backup: {0}")]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 impl From<ApiError> for CliError {
@@ -260,6 +268,15 @@ pub fn hash_password(config: &Config) -> Result<(), CliError> {
     validate::password(&secret)?;
     let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
     println!("{hash}");
+    Ok(())
+}
+
+pub fn backup(config: &Config, dir: &std::path::Path) -> Result<(), CliError> {
+    let report = crate::backup::run(config, dir)?;
+    for name in &report.missing {
+        eprintln!("switchboard: warning: upload {name} is named in the database but its file is gone");
+    }
+    println!("{}", crate::backup::summary(&report, dir));
     Ok(())
 }
 

@@ -73,6 +73,9 @@ const KEYS: &[&str] = &[
     "PASSWORD_LOGIN",
     "REGISTRATION",
     "ALLOWED_EMAIL_DOMAINS",
+    "MESSAGE_RETENTION_DAYS",
+    "UPLOAD_RETENTION_DAYS",
+    "AUDIT_RETENTION_DAYS",
 ];
 
 /// A value that must never reach a log line or a response.
@@ -183,6 +186,15 @@ impl Registration {
     }
 }
 
+/// How long stored rows are kept before the janitor deletes them; `None`
+/// keeps them forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub messages: Option<Duration>,
+    pub uploads: Option<Duration>,
+    pub audit: Option<Duration>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -248,6 +260,7 @@ pub struct Config {
     pub registration: Registration,
     /// Lower case; empty allows every domain.
     pub allowed_email_domains: Vec<String>,
+    pub retention: Retention,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -469,6 +482,11 @@ impl Config {
                 .iter()
                 .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
                 .collect(),
+            retention: Retention {
+                messages: retention_days(s, "MESSAGE_RETENTION_DAYS")?,
+                uploads: retention_days(s, "UPLOAD_RETENTION_DAYS")?,
+                audit: retention_days(s, "AUDIT_RETENTION_DAYS")?,
+            },
         }
         .checked()
     }
@@ -543,6 +561,11 @@ impl Config {
             }
         };
         Ok(Secret::new(key))
+    }
+
+    /// Where uploaded files are stored (`DATA_DIR/uploads`).
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
     }
 
     pub fn is_https(&self) -> bool {
@@ -716,6 +739,12 @@ fn ice_transport_policy(s: &Settings, has_turn: bool) -> Result<IceTransportPoli
         )),
         _ => Err(invalid("ICE_TRANSPORT_POLICY", raw, "expected all or relay")),
     }
+}
+
+/// A number of days; 0 or unset is forever.
+fn retention_days(s: &Settings, key: &'static str) -> Result<Option<Duration>, ConfigError> {
+    let days: u32 = s.parse_or(key, 0)?;
+    Ok((days > 0).then(|| Duration::from_secs(u64::from(days) * 86_400)))
 }
 
 fn trusted_proxies(s: &Settings) -> Result<Vec<IpNet>, ConfigError> {
@@ -929,6 +958,23 @@ mod tests {
         assert!(!c.email_domain_allowed("c@sub.example.org"), "exact domains only");
         assert!(!c.email_domain_allowed("d@example.org.evil.example"));
         assert!(Config::from_settings(&settings(&[("REGISTRATION", "sometimes")])).is_err());
+    }
+
+    #[test]
+    fn retention_is_forever_unless_a_number_of_days_is_set() {
+        let c = Config::from_settings(&Settings::default()).unwrap();
+        assert_eq!(c.retention, Retention::default());
+        let c = Config::from_settings(&settings(&[
+            ("MESSAGE_RETENTION_DAYS", "30"),
+            ("UPLOAD_RETENTION_DAYS", "0"),
+            ("AUDIT_RETENTION_DAYS", "365"),
+        ]))
+        .unwrap();
+        assert_eq!(c.retention.messages, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(c.retention.uploads, None);
+        assert_eq!(c.retention.audit, Some(Duration::from_secs(365 * 86_400)));
+        let err = Config::from_settings(&settings(&[("AUDIT_RETENTION_DAYS", "-1")])).unwrap_err();
+        assert!(err.to_string().contains("AUDIT_RETENTION_DAYS"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `main.rs` is a thin command line over this library.
 
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -14,5 +15,7 @@ pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod realtime;
+pub mod retention;
 pub mod server;
 pub mod state;
+pub mod systemd;

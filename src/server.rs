@@ -35,6 +35,7 @@ use crate::realtime::monitor::AdminMonitor;
 use crate::realtime::registry::{SessionRegistry, Shutdown};
 use crate::realtime::session::SessionEnv;
 use crate::state::AppState;
+use crate::systemd::{self, Notifier};
 
 /// Seconds that in-flight requests get to finish after SIGTERM; with the
 /// sockets' goodbye and the final flush, the process exits within 10 s.
@@ -138,7 +139,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         session_env,
         config,
     });
-    Janitor::new(pool, state.lifetimes()).start();
+    Janitor::new(
+        pool,
+        state.lifetimes(),
+        state.config.retention,
+        state.config.uploads_dir(),
+    )
+    .start();
 
     tracing::info!(addr = %bound, public_url = %public, database = %state.config.database_path.display(), "listening");
     let app_state = state.clone();
@@ -168,7 +175,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         .shutdown_timeout(SHUTDOWN_GRACE_SECS)
         .disable_signals()
         .run();
-    actix_web::rt::spawn(stop_on_signal(server.handle(), registry));
+    let notifier = Notifier::from_env().map(Arc::new);
+    if let Some(notifier) = &notifier {
+        notifier.notify(&format!("READY=1\nSTATUS=listening on {bound}"));
+        if let Some(every) = systemd::watchdog_interval() {
+            actix_web::rt::spawn(feed_watchdog(notifier.clone(), every, writer.clone()));
+        }
+    }
+    actix_web::rt::spawn(stop_on_signal(server.handle(), registry, notifier));
     server.await?;
     // Everything queued (audit events of the last sessions) is committed.
     writer.flush().await;
@@ -209,11 +223,33 @@ fn seal_plain_totp_secrets(pool: &db::Pool, key: &SealingKey) -> Result<(), DbEr
     Ok(())
 }
 
+/// Tells systemd's watchdog that the server is alive every `every`: after a
+/// round trip through the database writer, from the thread the registry and
+/// rooms run on, so a wedged or dead writer or event loop stops the pings
+/// and systemd restarts the service.
+async fn feed_watchdog(notifier: Arc<Notifier>, every: Duration, writer: Writer) {
+    loop {
+        actix_web::rt::time::sleep(every).await;
+        if writer.round_trip().await {
+            notifier.notify("WATCHDOG=1");
+        } else {
+            tracing::error!("the database writer has stopped: not feeding systemd's watchdog");
+        }
+    }
+}
+
 /// On SIGTERM or Ctrl-C: tell every session the server is restarting, then
 /// stop accepting and let in-flight requests finish.
-async fn stop_on_signal(server: actix_web::dev::ServerHandle, registry: actix::Addr<SessionRegistry>) {
+async fn stop_on_signal(
+    server: actix_web::dev::ServerHandle,
+    registry: actix::Addr<SessionRegistry>,
+    notifier: Option<Arc<Notifier>>,
+) {
     wait_for_signal().await;
     tracing::info!("stopping on signal");
+    if let Some(notifier) = notifier {
+        notifier.notify("STOPPING=1");
+    }
     let told = registry
         .send(Shutdown {
             reason: "the server is restarting; reconnect in a moment".into(),

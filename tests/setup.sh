@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need and the machine lacks: the Rust toolchain's
 # components, cargo-audit, Node.js packages for the local OpenID provider,
-# Chromium, coturn and nftables for the browser tests. Safe to run again: it
-# only installs what is missing or out of date.
+# Chromium, coturn and nftables for the browser tests, and nginx with openssl
+# for tests/through_nginx.rs. Safe to run again: it only installs what is
+# missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,4 +50,12 @@ fi
 if [[ ! -x /usr/sbin/nft || ! -x /sbin/ip ]]; then
   echo "== installing nftables and iproute2 (apt)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iproute2
+fi
+
+# Debian's nginx for tests/through_nginx.rs, which runs it as its own
+# foreground process (never the system service) with deploy/'s site file, and
+# openssl for the test certificates.
+if [[ ! -x /usr/sbin/nginx ]] && ! command -v nginx >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+  echo "== installing nginx and openssl (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx openssl
 fi

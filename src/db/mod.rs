@@ -5,6 +5,7 @@
 pub mod account_tokens;
 pub mod audit;
 pub mod avatars;
+pub mod backup;
 pub mod bans;
 pub mod filter;
 pub mod invites;

@@ -101,6 +101,48 @@ pub fn bytes_used(conn: &Connection, user: UserId) -> Result<(u64, u64), DbError
     Ok((by_user.max(0) as u64, total.max(0) as u64))
 }
 
+/// An upload past its retention time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    pub id: i64,
+    pub created_at: i64,
+}
+
+/// Up to `limit` of the oldest uploads stored before `before_ms`.
+pub fn expired(conn: &Connection, before_ms: i64, limit: u32) -> Result<Vec<Expired>, DbError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, created_at FROM uploads WHERE created_at < ?1 ORDER BY id LIMIT ?2")?;
+    let expired = stmt
+        .query_map(params![before_ms, limit], |r| {
+            Ok(Expired {
+                id: r.get(0)?,
+                created_at: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(expired)
+}
+
+/// Deletes these uploads' rows; answers the stored names of their files,
+/// which the caller removes once the deletion is committed.
+pub fn delete(conn: &Connection, ids: &[i64]) -> Result<Vec<String>, DbError> {
+    let mut stmt = conn.prepare_cached("DELETE FROM uploads WHERE id = ?1 RETURNING stored_as")?;
+    let mut files = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(stored_as) = stmt.query_row([id], |r| r.get(0)).optional()? {
+            files.push(stored_as);
+        }
+    }
+    Ok(files)
+}
+
+/// The stored names of every upload's file.
+pub fn stored_names(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let mut stmt = conn.prepare("SELECT stored_as FROM uploads ORDER BY id")?;
+    let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +186,42 @@ mod tests {
         insert(&conn, &new(bob, &lobby, "t3", 11)).unwrap();
         assert_eq!(bytes_used(&conn, ann).unwrap(), (12, 23));
         assert_eq!(bytes_used(&conn, bob).unwrap(), (11, 23));
+    }
+
+    /// An upload with token `token`, stored as `disk-<token>`.
+    fn stored(conn: &Connection, token: &str) -> Upload {
+        let user = users::create_guest(conn, &format!("g-{token}"), "G").unwrap();
+        let lobby = rooms::get(conn, "lobby").unwrap();
+        insert(conn, &new(user, &lobby, token, 1)).unwrap()
+    }
+
+    #[test]
+    fn expired_uploads_are_listed_oldest_first_and_deleted_with_their_file_names() {
+        let conn = memory();
+        let old = stored(&conn, "old");
+        let older = stored(&conn, "older");
+        let recent = stored(&conn, "recent");
+        conn.execute("UPDATE uploads SET created_at = 5 WHERE stored_as LIKE 'disk-old%'", [])
+            .unwrap();
+        let expired = expired(&conn, 10, 10).unwrap();
+        assert_eq!(
+            expired,
+            [
+                Expired {
+                    id: old.id,
+                    created_at: 5
+                },
+                Expired {
+                    id: older.id,
+                    created_at: 5
+                }
+            ]
+        );
+        assert_eq!(
+            delete(&conn, &[old.id, older.id, 999]).unwrap(),
+            ["disk-old", "disk-older"]
+        );
+        assert_eq!(stored_names(&conn).unwrap(), ["disk-recent"]);
+        assert_eq!(by_token(&conn, "recent").unwrap().id, recent.id);
     }
 }

@@ -542,6 +542,28 @@ impl Ws {
 
     /// Connects with the given Origin; `Err(status)` when the upgrade is refused.
     pub async fn try_connect(api: &Api, origin: Option<&str>) -> Result<Ws, u16> {
+        let request = Self::upgrade_request(api, origin, &[]);
+        Self::handshake(tokio_tungstenite::connect_async(request).await).await
+    }
+
+    /// Upgrades a connection opened by the caller (TLS to a proxy, from a
+    /// chosen source address) as `api`'s user, with its Origin and `headers`.
+    pub async fn connect_over(
+        api: &Api,
+        stream: tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        headers: &[(&str, &str)],
+    ) -> Ws {
+        let request = Self::upgrade_request(api, Some(&api.base), headers);
+        Self::handshake(tokio_tungstenite::client_async(request, stream).await)
+            .await
+            .expect("WebSocket upgrade refused")
+    }
+
+    fn upgrade_request(
+        api: &Api,
+        origin: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("{}/ws", api.base.replacen("http", "ws", 1));
         let mut request = url.into_client_request().unwrap();
@@ -556,7 +578,23 @@ impl Ws {
         if let Some(ip) = &api.forwarded_for {
             request.headers_mut().insert("X-Forwarded-For", ip.parse().unwrap());
         }
-        match tokio_tungstenite::connect_async(request).await {
+        for (name, value) in headers {
+            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+            request.headers_mut().insert(name, value.parse().unwrap());
+        }
+        request
+    }
+
+    async fn handshake(
+        outcome: Result<
+            (
+                tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+                tokio_tungstenite::tungstenite::handshake::client::Response,
+            ),
+            tokio_tungstenite::tungstenite::Error,
+        >,
+    ) -> Result<Ws, u16> {
+        match outcome {
             Ok((stream, _)) => {
                 let mut ws = Ws {
                     stream,
@@ -811,4 +849,32 @@ macro_rules! wait_until {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }};
+}
+
+// ---------------------------------------------------------------------------
+// Helpers added for the backup, retention and nginx tests.
+// ---------------------------------------------------------------------------
+
+impl Api {
+    /// Posts `bytes` as the file `name` to `room` (the multipart field `file`,
+    /// with no declared type: the server goes by the content).
+    pub async fn upload_file(&mut self, room: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        use reqwest::multipart::{Form, Part};
+        let part = Part::bytes(bytes).file_name(name.to_owned());
+        let req = self
+            .request(Method::POST, &format!("/api/rooms/{room}/files"))
+            .multipart(Form::new().part("file", part));
+        self.send(req).await
+    }
+}
+
+/// The `text` of every message in a `{"messages": [...]}` answer or a
+/// `joined.history`, in order.
+pub fn texts_of(messages: &Value) -> Vec<String> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
 }
