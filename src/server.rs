@@ -144,6 +144,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         state.lifetimes(),
         state.config.retention,
         state.config.uploads_dir(),
+        registry.clone().recipient(),
     )
     .start();
 

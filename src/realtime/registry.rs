@@ -169,6 +169,12 @@ pub struct AuthorityChanged {
     pub users: Vec<User>,
 }
 
+/// Retention deleted messages: every live room reloads the history it
+/// keeps, so joiners are not sent what is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MessagesExpired;
+
 struct Entry {
     live: LiveSession,
     login_session: i64,
@@ -490,6 +496,16 @@ impl Handler<AuthorityChanged> for SessionRegistry {
                 entry.control.do_send(Control::Reauthorized { user: user.clone() });
             }
             self.rename(&user);
+        }
+    }
+}
+
+impl Handler<MessagesExpired> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: MessagesExpired, _: &mut Context<Self>) {
+        for room in self.rooms.values() {
+            room.do_send(room::ReloadHistory);
         }
     }
 }

@@ -111,6 +111,12 @@ pub struct SlowMember {
     pub sid: SessionId,
 }
 
+/// Messages were deleted (retention): the kept history is reloaded from the
+/// database before anything else is handled.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReloadHistory;
+
 /// The registry agreed the room is idle: stop.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -140,7 +146,8 @@ pub struct Room {
     seats: BTreeMap<u64, Seat>,
     seat_of: HashMap<SessionId, u64>,
     next_seq: u64,
-    history: VecDeque<ByteString>,
+    /// The last messages, oldest first: each one's id and encoding.
+    history: VecDeque<(i64, ByteString)>,
     /// `history` as one JSON array, built when a joiner first needs it.
     history_json: Option<String>,
     idle: Recipient<RoomIdle>,
@@ -239,7 +246,9 @@ impl Room {
     /// the encodings the room keeps rather than serialised afresh.
     fn joined_frame(&mut self) -> ByteString {
         let history = &self.history;
-        let history = self.history_json.get_or_insert_with(|| json_array(history));
+        let history = self
+            .history_json
+            .get_or_insert_with(|| json_array(history.iter().map(|(_, text)| text)));
         let room = encode(&self.info);
         let members: usize = self.seats.values().map(|s| s.encoded.len() + 1).sum();
         let mut frame = String::with_capacity(48 + room.len() + members + history.len());
@@ -266,12 +275,37 @@ impl Room {
             .store_message(message, move |outcome| room.do_send(Stored { sid, outcome }))
     }
 
-    fn remember(&mut self, text: ByteString) {
+    /// Keeps a stored message. One the history already holds is not kept
+    /// twice: a reload may have read it before its `Stored` came.
+    fn remember(&mut self, id: i64, text: ByteString) {
+        let mut newer_or_same = self.history.iter().rev().take_while(|(kept, _)| *kept >= id);
+        if newer_or_same.any(|(kept, _)| *kept == id) {
+            return;
+        }
         if self.history.len() == HISTORY_ON_JOIN {
             self.history.pop_front();
         }
-        self.history.push_back(text);
+        self.history.push_back((id, text));
         self.history_json = None;
+    }
+
+    /// Replaces the kept history with the room's last messages in the
+    /// database. Waits, so no join is answered from the old history.
+    fn load_history(&mut self, ctx: &mut Context<Self>) {
+        let (pool, id) = (self.pool.clone(), self.id);
+        let load = async move {
+            db::run(&pool, move |conn| {
+                messages::page(conn, id, None, HISTORY_ON_JOIN as u32)
+            })
+            .await
+        };
+        ctx.wait(load.into_actor(self).map(|loaded, room, _| match loaded {
+            Ok(recent) => {
+                room.history = recent.iter().map(|m| (m.id, encode(m))).collect();
+                room.history_json = None;
+            }
+            Err(error) => tracing::error!(%error, room = %room.info.code, "cannot load the room's history"),
+        }));
     }
 
     fn schedule_idle_check(&mut self, ctx: &mut Context<Self>) {
@@ -306,23 +340,8 @@ impl Actor for Room {
 
     /// Loads the recent history before handling any join.
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let (pool, id) = (self.pool.clone(), self.id);
-        let load = async move {
-            db::run(&pool, move |conn| {
-                messages::page(conn, id, None, HISTORY_ON_JOIN as u32)
-            })
-            .await
-        };
-        ctx.wait(load.into_actor(self).map(|loaded, room, ctx| {
-            match loaded {
-                Ok(recent) => {
-                    room.history.extend(recent.iter().map(encode));
-                    room.history_json = None;
-                }
-                Err(error) => tracing::error!(%error, room = %room.info.code, "cannot load the room's history"),
-            }
-            room.schedule_idle_check(ctx);
-        }));
+        self.load_history(ctx);
+        self.schedule_idle_check(ctx);
     }
 }
 
@@ -402,7 +421,7 @@ impl Handler<Stored> for Room {
         match msg.outcome {
             Ok(message) => {
                 let text = encode(&message);
-                self.remember(text.clone());
+                self.remember(message.id, text.clone());
                 self.broadcast(&text, None);
             }
             Err(error) => {
@@ -462,6 +481,14 @@ impl Handler<Relay> for Room {
         }
         .encode();
         let _ = to.deliver.try_send(Deliver(frame));
+    }
+}
+
+impl Handler<ReloadHistory> for Room {
+    type Result = ();
+
+    fn handle(&mut self, _: ReloadHistory, ctx: &mut Context<Self>) {
+        self.load_history(ctx);
     }
 }
 
