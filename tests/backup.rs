@@ -138,8 +138,12 @@ async fn a_backup_taken_under_chat_load_restores_everything_acknowledged_before_
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no step count in {summary:?}"));
     assert!(steps >= 2, "the copy went in several steps: {summary}");
-    // A file stored after the backup is not in it.
+    // A file stored after the backup is not in it. Uploads need the
+    // uploader in the room now: ann joins again (her first socket is gone).
+    let mut later_ws = Ws::connect(&ann).await;
+    later_ws.join("lobby").await;
     upload(&mut ann, "later.txt", b"after the backup\n".to_vec()).await;
+    drop(later_ws);
     stop.store(true, Ordering::Relaxed);
     for task in chatters {
         task.await.unwrap();

@@ -171,10 +171,10 @@ async fn old_messages_uploads_and_audit_entries_go_and_recent_ones_stay() {
     let (status, body) = ann.get("/api/rooms/lobby/messages?limit=200").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(texts_of(&body["messages"]), texts);
-    let (status, _) = ann.get(&format!("/files/{expired_id}")).await;
+    let (status, _) = ann.get(expired_file["url"].as_str().unwrap()).await;
     assert_eq!(status, 404);
     let kept = ann
-        .request(Method::GET, &format!("/files/{kept_id}"))
+        .request(Method::GET, kept_file["url"].as_str().unwrap())
         .send()
         .await
         .unwrap();

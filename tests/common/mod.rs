@@ -126,7 +126,7 @@ impl Server {
     /// `switchboard user create --admin` against this server's database
     /// while it runs, on first use.
     pub async fn admin(&self) -> Api {
-        self.admin_created.get_or_init(|| self.create_admin()).await;
+        self.admin_account().await;
         let mut api = self.client();
         let mut body = json!({"login": "admin", "password": PASSWORD});
         let (_, config) = api.get("/api/auth/config").await;
@@ -139,6 +139,13 @@ impl Server {
         assert_eq!(status, StatusCode::OK, "admin login: {body}");
         assert_eq!(body["user"]["is_admin"], true, "{body}");
         api
+    }
+
+    /// Makes the admin account (once), as an operator does with `user
+    /// create --admin`, without signing in: for a test that signs in some
+    /// other way (through a proxy, say).
+    pub async fn admin_account(&self) {
+        self.admin_created.get_or_init(|| self.create_admin()).await;
     }
 
     async fn create_admin(&self) {
