@@ -6,8 +6,9 @@
 //! writer thread and fanned out only after its commit. Started by the
 //! registry on first entry; it tells whoever started it when it has been
 //! empty for a while ([`RoomIdle`]) and when a member cannot keep up
-//! ([`SlowMember`]), and stops when told to. It knows members only by the
-//! recipient of their frames.
+//! ([`SlowMember`]), and stops when told to. After retention deleted
+//! messages it reloads its history from the database ([`ReloadHistory`]).
+//! It knows members only by the recipient of their frames.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
