@@ -27,35 +27,33 @@ if [[ ! -d tests/node_modules || tests/package-lock.json -nt tests/node_modules/
   npm ci --prefix tests --no-audit --no-fund --loglevel=error
 fi
 
-# Debian's Chromium for the browser tests (tests/browser/): playwright-core drives
-# it, so no browser is ever downloaded.
-if [[ ! -x /usr/bin/chromium ]]; then
-  echo "== installing Chromium (apt)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
-fi
-
-# coturn for the TURN browser test (tests/browser/turn.test.mjs starts its own
-# turnserver on loopback). Where systemd started the package's service on
-# install, it is stopped again: nothing needs it, and it would hold port 3478.
-if [[ ! -x /usr/bin/turnserver ]]; then
-  echo "== installing coturn (apt)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn
-  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>/dev/null; then
-    systemctl disable --now coturn
+# Debian packages the tests run, gathered so that a fresh machine pays for one
+# `apt-get update` and one install:
+# - chromium: the browser tests (tests/browser/) drive it with playwright-core,
+#   so no browser is ever downloaded;
+# - coturn: tests/browser/turn.test.mjs starts its own turnserver on loopback;
+# - nftables, iproute2: the firewall of the network-namespace harness
+#   (tests/netns/); without root the tests that need it skip;
+# - nginx, openssl: tests/through_nginx.rs runs nginx as its own foreground
+#   process with deploy/'s site file, and makes the test certificates.
+missing=()
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+[[ -x /usr/bin/turnserver ]] || missing+=(coturn)
+[[ -x /usr/sbin/nft ]] || missing+=(nftables)
+[[ -x /sbin/ip || -x /usr/sbin/ip ]] || missing+=(iproute2)
+[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if ((${#missing[@]})); then
+  echo "== installing ${missing[*]} (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  # Where systemd starts a package's service on install, stop it again: the
+  # tests run their own coturn and nginx, and the services would hold ports.
+  if command -v systemctl >/dev/null 2>&1; then
+    for service in coturn nginx; do
+      if systemctl is-active --quiet "$service" 2>/dev/null; then
+        systemctl disable --now "$service"
+      fi
+    done
   fi
-fi
-
-# nftables and iproute2 for the network-namespace harness (tests/netns/): the
-# firewall inside the namespace. Without root the tests that need it skip.
-if [[ ! -x /usr/sbin/nft || ! -x /sbin/ip ]]; then
-  echo "== installing nftables and iproute2 (apt)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iproute2
-fi
-
-# Debian's nginx for tests/through_nginx.rs, which runs it as its own
-# foreground process (never the system service) with deploy/'s site file, and
-# openssl for the test certificates.
-if [[ ! -x /usr/sbin/nginx ]] && ! command -v nginx >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
-  echo "== installing nginx and openssl (apt)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx openssl
 fi
