@@ -16,6 +16,15 @@ pub struct Metrics {
     /// Voice packets the SFU wrote to a listener's connection.
     pub sfu_packets_forwarded: AtomicU64,
     pub sfu_members: AtomicI64,
+    /// bcrypt hashes and verifications run, and those refused for want of a slot.
+    pub password_jobs: AtomicU64,
+    pub password_jobs_refused: AtomicU64,
+    pub password_jobs_running: AtomicI64,
+    /// The most bcrypt jobs that have run at once.
+    pub password_jobs_peak: AtomicI64,
+    /// Mails the mailer sent, and those it gave up or dropped.
+    pub mail_sent: AtomicU64,
+    pub mail_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -24,7 +33,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             ("switchboard_logins_total", "Successful sign-ins", &self.logins),
             (
                 "switchboard_login_failures_total",
@@ -56,6 +65,22 @@ impl Metrics {
                 "Voice packets the SFU forwarded to a listener",
                 &self.sfu_packets_forwarded,
             ),
+            ("switchboard_mail_sent_total", "Mails sent", &self.mail_sent),
+            (
+                "switchboard_mail_failed_total",
+                "Mails given up or dropped unsent",
+                &self.mail_failed,
+            ),
+            (
+                "switchboard_password_jobs_total",
+                "bcrypt hashes and verifications run",
+                &self.password_jobs,
+            ),
+            (
+                "switchboard_password_jobs_refused_total",
+                "Requests answered busy for want of a bcrypt slot",
+                &self.password_jobs_refused,
+            ),
         ];
         let mut out = String::new();
         for (name, help, value) in counters {
@@ -74,6 +99,11 @@ impl Metrics {
             out,
             "# HELP switchboard_sfu_members Members connected to the SFU\n# TYPE switchboard_sfu_members gauge\nswitchboard_sfu_members {}",
             self.sfu_members.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_password_jobs_peak Most bcrypt jobs run at once\n# TYPE switchboard_password_jobs_peak gauge\nswitchboard_password_jobs_peak {}",
+            self.password_jobs_peak.load(Ordering::Relaxed)
         );
         out
     }

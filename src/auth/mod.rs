@@ -1,9 +1,13 @@
 //! Sign-in: passwords, CAPTCHA, rate limits, sessions and CSRF, OIDC.
 
+pub mod account_links;
+pub mod authority;
 pub mod captcha;
 pub mod limiter;
 pub mod oidc;
 pub mod password;
+pub mod recovery_codes;
+pub mod sealed;
 pub mod session;
 pub mod signin;
 pub mod tokens;
@@ -23,4 +27,5 @@ pub mod perm {
     pub const ROOMS_CREATE: &str = "rooms.create";
     pub const VOICE_MUTE: &str = "voice.mute";
     pub const VOICE_DEAFEN: &str = "voice.deafen";
+    pub const FILES_UPLOAD: &str = "files.upload";
 }

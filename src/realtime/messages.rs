@@ -8,6 +8,7 @@ use actix::Message;
 use bytestring::ByteString;
 
 use super::protocol::RoomInfo;
+use crate::db::users::User;
 
 /// A frame to write to this socket (already encoded, often shared).
 #[derive(Message)]
@@ -28,6 +29,11 @@ pub enum Control {
     /// A moderator mutes or deafens this session, or lifts it: the member
     /// is told (`server_voice`) and the room sees the new voice state.
     Moderate { action: Moderation, reason: String },
+    /// The user's authority, name or picture changed: the session acts on
+    /// the fresh record from now on, tells the client with a `user` frame,
+    /// and its room the others (`member_updated`) when the name or picture
+    /// changed.
+    Reauthorized { user: User },
     /// The server is stopping: an `error` frame with the reason, then close 1012.
     ServerStopping { reason: String },
 }

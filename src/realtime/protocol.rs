@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::IceTransportPolicy;
 use crate::db::users::User;
 use crate::ids::{RoomCode, SessionId, UserId};
 
@@ -17,6 +18,9 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub const MAX_CHAT_CHARS: usize = 4000;
 /// A client's nonce is echoed back, so it is kept short.
 pub const MAX_NONCE_CHARS: usize = 128;
+/// A `signal`'s data, JSON-encoded: an SDP offer with its candidates fits
+/// with room to spare.
+pub const MAX_SIGNAL_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -84,6 +88,7 @@ pub struct Member {
     pub username: String,
     pub display_name: String,
     pub guest: bool,
+    pub avatar_url: Option<String>,
     #[serde(flatten)]
     pub voice: VoiceStatus,
 }
@@ -144,6 +149,7 @@ pub struct LiveSession {
     pub voice: VoiceStatus,
     pub connected_at: DateTime<Utc>,
     pub user_agent: String,
+    pub avatar_url: Option<String>,
 }
 
 /// How this server carries voice, as `hello` tells the client.
@@ -165,12 +171,17 @@ pub enum ServerMsg<'a> {
         user: &'a User,
         ice_servers: &'a [Value],
         voice: VoiceInfo,
+        ice_transport_policy: IceTransportPolicy,
     },
     MemberJoined {
         member: &'a Member,
     },
     MemberLeft {
         sid: &'a SessionId,
+    },
+    /// A member's name or picture changed: their entry as it is now.
+    MemberUpdated {
+        member: &'a Member,
     },
     VoiceState {
         sid: &'a SessionId,
@@ -208,6 +219,11 @@ pub enum ServerMsg<'a> {
     },
     Moved {
         room: &'a RoomInfo,
+    },
+    /// The user's roles, permissions, admin flag, name or picture changed:
+    /// the fresh record.
+    User {
+        user: &'a User,
     },
     Error {
         code: &'a str,

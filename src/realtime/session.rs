@@ -25,14 +25,15 @@ use super::limits::{Flood, TokenBucket};
 use super::messages::{Control, Deliver, Moderation};
 use super::protocol::{
     error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction, VoiceInfo,
-    VoicePath, VoiceStatus, MAX_CHAT_CHARS, MAX_NONCE_CHARS,
+    VoicePath, VoiceStatus, MAX_CHAT_CHARS, MAX_NONCE_CHARS, MAX_SIGNAL_BYTES,
 };
-use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, SessionRegistry, VoiceChanged, Watch};
+use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, SessionRegistry, Unwatch, VoiceChanged, Watch};
 use super::room::{self, Room};
 use super::sfu::{self, Sfu};
 use super::socket::{Ending, Incoming, Read, Socket};
 use crate::auth::perm;
 use crate::auth::session::Auth;
+use crate::auth::signin::must_verify_first;
 use crate::auth::tokens::random_token;
 use crate::db::users::User;
 use crate::db::writer::Writer;
@@ -72,6 +73,8 @@ pub struct SessionEnv {
     pub chat_burst: u32,
     /// WS_OUTBOX_KB, in bytes: what may wait for one socket.
     pub outbox_bytes: usize,
+    /// REQUIRE_VERIFIED_EMAIL: unverified accounts may not join rooms.
+    pub require_verified_email: bool,
     /// The thread where the registry and the rooms run: sessions run there
     /// too, so a room's fan-out never crosses threads.
     pub live: ArbiterHandle,
@@ -205,6 +208,26 @@ impl ActorFuture<WsSession> for FlushTurn {
     }
 }
 
+/// The length of `data` as JSON, counted without building the text.
+fn encoded_len(data: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a Value to a counter cannot fail; were it to, count it as too big.
+    match serde_json::to_writer(&mut count, data) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 impl WsSession {
     fn send(&mut self, ctx: &mut Ctx, frame: ServerMsg<'_>) {
         self.queue(ctx, frame.encode());
@@ -319,6 +342,7 @@ impl WsSession {
             username: self.user.username.clone(),
             display_name: self.user.display_name.clone(),
             guest: self.user.guest,
+            avatar_url: self.user.avatar_url.clone(),
             voice: self.voice_status(),
         }
     }
@@ -350,6 +374,7 @@ impl WsSession {
             voice: self.voice_status(),
             connected_at: Utc::now(),
             user_agent: self.user_agent.clone(),
+            avatar_url: self.user.avatar_url.clone(),
         }
     }
 
@@ -360,6 +385,7 @@ impl WsSession {
             user: &self.user,
             ice_servers: &ice_servers,
             voice: self.env.voice,
+            ice_transport_policy: self.env.ice.transport_policy,
         }
         .encode();
         self.queue(ctx, hello);
@@ -458,6 +484,12 @@ impl WsSession {
                 ProtocolError::new("bad_request", "a room code has 1 to 64 characters"),
             );
         }
+        if must_verify_first(self.env.require_verified_email, &self.user) {
+            return self.refuse(
+                ctx,
+                ProtocolError::new("email_unverified", "confirm your email address first, then join"),
+            );
+        }
         let pool = self.env.pool.clone();
         let lookup = async move { db::run(&pool, move |conn| rooms::get(conn, &code)).await };
         // Waiting holds later frames back, so a chat sent right after a join
@@ -550,6 +582,7 @@ impl WsSession {
                 room: room.info.code.clone(),
                 user_id: self.user.id,
                 username: self.user.username.clone(),
+                display_name: self.user.display_name.clone(),
                 text,
                 ip: self.ip.clone(),
                 nonce,
@@ -617,6 +650,9 @@ impl WsSession {
     }
 
     fn relay(&mut self, to: SessionId, data: Value, ctx: &mut Ctx) {
+        if encoded_len(&data) > MAX_SIGNAL_BYTES {
+            return self.refuse(ctx, ProtocolError::new("too_large", "signal data is at most 16 KiB"));
+        }
         match &self.room {
             Some(room) => room.addr.do_send(room::Relay {
                 from: self.sid.clone(),
@@ -682,6 +718,27 @@ impl WsSession {
     }
 }
 
+impl WsSession {
+    /// Acts on the fresh record from now on. The registry has already
+    /// dropped this session from the monitor if it lost `sessions.view`;
+    /// this second `Unwatch` goes the way of this session's `Watch`, after
+    /// any it sent before it knew, so that one cannot linger either.
+    fn reauthorized(&mut self, user: User, ctx: &mut Ctx) {
+        let renamed = user.username != self.user.username
+            || user.display_name != self.user.display_name
+            || user.avatar_url != self.user.avatar_url;
+        self.user = user;
+        let frame = ServerMsg::User { user: &self.user }.encode();
+        self.queue(ctx, frame);
+        if let Some(room) = self.room.as_ref().filter(|_| renamed) {
+            room.addr.do_send(room::MemberUpdated { member: self.member() });
+        }
+        if !self.user.can(perm::SESSIONS_VIEW) {
+            self.env.registry.do_send(Unwatch { sid: self.sid.clone() });
+        }
+    }
+}
+
 impl Actor for WsSession {
     type Context = Ctx;
 
@@ -742,6 +799,7 @@ impl Handler<Control> for WsSession {
                 self.enter(room, room_id, ctx);
             }
             Control::Moderate { action, reason } => self.moderate(action, reason, ctx),
+            Control::Reauthorized { user } => self.reauthorized(user, ctx),
             Control::ServerStopping { reason } => {
                 self.refuse(ctx, ProtocolError::new("server_restarting", reason));
                 self.close(ctx, close::RESTARTING, "server restarting");
@@ -775,6 +833,8 @@ mod tests {
                 totp_enabled: false,
                 created_at: Utc::now(),
                 needs_username: false,
+                email_verified: false,
+                avatar_url: None,
             },
             csrf_token: String::new(),
         }
@@ -799,10 +859,12 @@ mod tests {
             ice: IceConfig {
                 stun_urls: Vec::new(),
                 turn: None,
+                transport_policy: crate::config::IceTransportPolicy::All,
             },
             chat_rate_per_sec: 5,
             chat_burst: 5,
             outbox_bytes: 16 * 1024,
+            require_verified_email: false,
             live: actix::Arbiter::current(),
             sfu: None,
             voice: VoiceInfo {
@@ -860,6 +922,7 @@ mod tests {
                     room: RoomCode::lobby(),
                     user_id: user,
                     username: "guest-reader".into(),
+                    display_name: "Reader".into(),
                     text: format!("{i} {}", "w".repeat(4000)),
                     ip: "127.0.0.1".into(),
                     nonce: None,

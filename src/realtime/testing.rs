@@ -24,6 +24,8 @@ pub enum Got {
     Moved(String),
     Moderated(Moderation, String),
     Stopping(String),
+    /// Reauthorized, with the fresh record's username.
+    Reauthorized(String),
     Idle(String),
     Slow(String),
 }
@@ -91,6 +93,7 @@ impl Handler<Control> for Probe {
             Control::Banned { reason } => self.record(Got::Banned(reason)),
             Control::MoveTo { room, .. } => self.record(Got::Moved(room.code.0)),
             Control::Moderate { action, reason } => self.record(Got::Moderated(action, reason)),
+            Control::Reauthorized { user } => self.record(Got::Reauthorized(user.username)),
             Control::ServerStopping { reason } => {
                 self.record(Got::Stopping(reason));
                 ctx.stop();
@@ -123,6 +126,7 @@ pub fn member(sid: &str, user: i64) -> Member {
         display_name: format!("User {user}"),
         guest: false,
         voice: Default::default(),
+        avatar_url: None,
     }
 }
 
@@ -138,6 +142,7 @@ pub fn live(sid: &str, user: i64, ip: &str) -> LiveSession {
         voice: Default::default(),
         connected_at: Utc::now(),
         user_agent: String::new(),
+        avatar_url: None,
     }
 }
 

@@ -6,16 +6,15 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::live::reason_or;
+use super::live::{may_act_on_session, reason_or};
 use crate::auth::perm;
 use crate::auth::session::Auth;
-use crate::db::{self, audit::Event, users};
+use crate::db::audit::Event;
 use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::ids::SessionId;
 use crate::realtime::messages::Moderation;
-use crate::realtime::protocol::LiveSession;
-use crate::realtime::registry::{Moderate, Snapshot};
+use crate::realtime::registry::Moderate;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -75,7 +74,8 @@ async fn deafen(
     moderate(&state, &auth, &ip, sid, Moderation::Deafen(deafened), reason).await
 }
 
-/// Checks the hierarchy on the session's user, applies the action through
+/// Checks the hierarchy on the session's user (auth::authority: only an
+/// admin acts on an admin), applies the action through
 /// the registry and audits it with admin, target and reason.
 async fn moderate(
     state: &AppState,
@@ -85,8 +85,7 @@ async fn moderate(
     action: Moderation,
     reason: String,
 ) -> Result<HttpResponse, ApiError> {
-    let target = live_session(state, &sid).await?;
-    may_act_on(state, auth, &target).await?;
+    may_act_on_session(state, auth, &sid).await?;
     let target = state
         .registry
         .send(Moderate {
@@ -111,22 +110,4 @@ async fn moderate(
     }
     state.writer.audit(event);
     Ok(HttpResponse::NoContent().finish())
-}
-
-async fn live_session(state: &AppState, sid: &SessionId) -> Result<LiveSession, ApiError> {
-    let live = state.registry.send(Snapshot).await.map_err(ApiError::internal)?;
-    live.into_iter().find(|s| s.sid == *sid).ok_or(ApiError::NotFound)
-}
-
-/// Only an admin mutes or deafens an admin.
-async fn may_act_on(state: &AppState, auth: &Auth, target: &LiveSession) -> Result<(), ApiError> {
-    if auth.user.is_admin {
-        return Ok(());
-    }
-    let id = target.user.id;
-    let user = db::run(&state.pool, move |conn| users::get(conn, id)).await?;
-    if user.is_admin {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(())
 }
