@@ -9,8 +9,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { assertNoProblems, eventually, launchBrowser, openPage, register } from './browser.mjs';
-import { ADMIN_EMAIL, PASSWORD, startServer } from './server.mjs';
+import { assertNoProblems, eventually, launchBrowser, openPage, register, signIn } from './browser.mjs';
+import { PASSWORD, startServer } from './server.mjs';
 
 describe('voice paths and server mute (auto, mesh limit 2)', () => {
   let server;
@@ -25,8 +25,9 @@ describe('voice paths and server mute (auto, mesh limit 2)', () => {
     ann = await openPage(browser, server);
     bob = await openPage(browser, server);
     cat = await openPage(browser, server);
-    // Ann registers with ADMIN_EMAIL: she is the admin who mutes.
-    await register(ann, { username: 'ann', email: ADMIN_EMAIL, password: PASSWORD });
+    // Ann is the admin who mutes, made on the command line.
+    await server.createAdmin({ username: 'ann' });
+    await signIn(ann, { login: 'ann', password: PASSWORD });
     await register(bob, { username: 'bob', email: 'bob@example.org', password: PASSWORD });
     await register(cat, { username: 'cat', email: 'cat@example.org', password: PASSWORD });
     await ann.fill('#room-name', 'Paths');
@@ -243,7 +244,8 @@ describe('a kick ends mesh voice at once (p2p)', () => {
     browser = await launchBrowser();
     ann = await openPage(browser, server);
     bob = await openPage(browser, server);
-    await register(ann, { username: 'ann', email: ADMIN_EMAIL, password: PASSWORD });
+    await server.createAdmin({ username: 'ann' });
+    await signIn(ann, { login: 'ann', password: PASSWORD });
     await register(bob, { username: 'bob', email: 'bob@example.org', password: PASSWORD });
     for (const page of [ann, bob]) {
       await page.goto('/room/lobby');
