@@ -196,7 +196,12 @@ impl Settings {
             path: path.to_owned(),
             source,
         })?;
-        let table: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::Toml {
+        self.merge_toml_text(&text, path)
+    }
+
+    /// The settings in a TOML file's text; `path` names the file in errors.
+    pub fn merge_toml_text(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|source| ConfigError::Toml {
             path: path.to_owned(),
             source: Box::new(source),
         })?;

@@ -36,7 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RegisterRequest {
+pub struct RegisterRequest {
     username: String,
     email: String,
     password: String,
@@ -48,7 +48,7 @@ struct RegisterRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub struct LoginRequest {
     login: String,
     password: String,
     #[serde(default)]
@@ -62,7 +62,7 @@ struct LoginRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GuestRequest {
+pub struct GuestRequest {
     name: String,
 }
 
@@ -393,7 +393,7 @@ async fn oidc_login(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 #[derive(Debug, Deserialize)]
-struct CallbackQuery {
+pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,

@@ -2,7 +2,7 @@
 //! MAX_UPLOAD_MB, recognised by its content, not its name) and posts it to
 //! the room as a message; `GET /files/{id}` serves it to signed-in users.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use actix_files::NamedFile;
 use actix_multipart::{Field, Multipart, MultipartError};
@@ -10,7 +10,7 @@ use actix_web::http::header::{self, ContentDisposition, DispositionParam, Dispos
 use actix_web::{mime, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::client_ip::ClientIp;
 use crate::auth::session::Auth;
@@ -47,30 +47,20 @@ async fn upload(
     }
     let code = code.into_inner();
     let room = db::run(&state.pool, move |conn| rooms::get(conn, &code)).await?;
-    let mut field = file_field(&mut form).await?;
-    let name = clean_name(
-        field
-            .content_disposition()
-            .and_then(|cd| cd.get_filename())
-            .unwrap_or(""),
-    );
-    let declared_type = field.content_type().map(|m| m.essence_str().to_owned());
-
     let dir = state.config.data_dir.join(UPLOADS_DIR);
     tokio::fs::create_dir_all(&dir).await.map_err(ApiError::internal)?;
     let stored_as = random_token(18);
     let partial = dir.join(format!("{stored_as}.part"));
-    let received = receive(&mut field, &partial, max).await;
-    let stored = received.and_then(|(size, head)| {
-        let content_type = recognise(&head, declared_type.as_deref()).ok_or_else(|| {
-            ApiError::UnsupportedType(
-                "accepted: PNG, JPEG, GIF, WebP, WebM, Ogg, MP3, WAV, M4A, PDF and plain text".into(),
-            )
-        })?;
-        Ok((size, content_type))
-    });
-    let (size, content_type) = match stored {
-        Ok(stored) => stored,
+    let received = match tokio::fs::File::create(&partial).await {
+        Ok(mut file) => receive_file(&mut form, &mut file, max).await,
+        Err(error) => Err(ApiError::internal(error)),
+    };
+    let ReceivedFile {
+        name,
+        size,
+        content_type,
+    } = match received {
+        Ok(received) => received,
         Err(refusal) => {
             let _ = tokio::fs::remove_file(&partial).await;
             return Err(refusal);
@@ -135,6 +125,43 @@ fn too_large(max: u64) -> ApiError {
     ApiError::TooLarge(format!("a file is at most {} MB", max / (1024 * 1024)))
 }
 
+/// A file taken from an upload form.
+#[derive(Debug)]
+pub struct ReceivedFile {
+    /// The name to show, cleaned of paths and control characters.
+    pub name: String,
+    pub size: u64,
+    /// The type to store and serve, recognised from the content.
+    pub content_type: String,
+}
+
+/// Copies the form's one `file` part into `out`: refused when the form is
+/// malformed, the file is empty or over `max` bytes, or its content is not
+/// a type we accept.
+pub async fn receive_file(
+    form: &mut Multipart,
+    out: &mut (impl AsyncWrite + Unpin),
+    max: u64,
+) -> Result<ReceivedFile, ApiError> {
+    let mut field = file_field(form).await?;
+    let name = clean_name(
+        field
+            .content_disposition()
+            .and_then(|cd| cd.get_filename())
+            .unwrap_or(""),
+    );
+    let declared_type = field.content_type().map(|m| m.essence_str().to_owned());
+    let (size, head) = copy_field(&mut field, out, max).await?;
+    let content_type = recognise(&head, declared_type.as_deref()).ok_or_else(|| {
+        ApiError::UnsupportedType("accepted: PNG, JPEG, GIF, WebP, WebM, Ogg, MP3, WAV, M4A, PDF and plain text".into())
+    })?;
+    Ok(ReceivedFile {
+        name,
+        size,
+        content_type,
+    })
+}
+
 /// The form's `file` part; any other part is refused.
 async fn file_field(form: &mut Multipart) -> Result<Field, ApiError> {
     match form.next().await {
@@ -157,10 +184,13 @@ fn multipart_error(error: MultipartError) -> ApiError {
     }
 }
 
-/// Writes the field to `path`, refusing it past `max` bytes: its size and
+/// Writes the field to `out`, refusing it past `max` bytes: its size and
 /// its first bytes.
-async fn receive(field: &mut Field, path: &PathBuf, max: u64) -> Result<(u64, Vec<u8>), ApiError> {
-    let mut file = tokio::fs::File::create(path).await.map_err(ApiError::internal)?;
+async fn copy_field(
+    field: &mut Field,
+    out: &mut (impl AsyncWrite + Unpin),
+    max: u64,
+) -> Result<(u64, Vec<u8>), ApiError> {
     let mut size = 0u64;
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     while let Some(chunk) = field.next().await {
@@ -173,9 +203,9 @@ async fn receive(field: &mut Field, path: &PathBuf, max: u64) -> Result<(u64, Ve
             let take = (SNIFF_BYTES - head.len()).min(chunk.len());
             head.extend_from_slice(&chunk[..take]);
         }
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        out.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
-    file.flush().await.map_err(ApiError::internal)?;
+    out.flush().await.map_err(ApiError::internal)?;
     if size == 0 {
         return Err(ApiError::bad_request("the file is empty"));
     }

@@ -36,7 +36,7 @@ fn self_update(auth: &Auth, ip: &str, details: serde_json::Value) -> Event {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UsernameRequest {
+pub struct UsernameRequest {
     username: String,
 }
 
@@ -69,7 +69,7 @@ async fn choose_username(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PasswordRequest {
+pub struct PasswordRequest {
     current_password: String,
     new_password: String,
 }
@@ -110,7 +110,7 @@ async fn change_password(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CodeRequest {
+pub struct CodeRequest {
     code: String,
 }
 

@@ -32,19 +32,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct KickRequest {
+pub struct KickRequest {
     reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MoveRequest {
+pub struct MoveRequest {
     room: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BanRequest {
+pub struct BanRequest {
     user_id: Option<i64>,
     ip: Option<String>,
     reason: String,

@@ -1,9 +1,9 @@
 //! The admin API. Every route checks its own permission first.
 
-mod live;
-mod logs;
-mod roles;
-mod users;
+pub mod live;
+pub mod logs;
+pub mod roles;
+pub mod users;
 
 use actix_web::web;
 

@@ -24,7 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Debug, Deserialize)]
-struct ListQuery {
+pub struct ListQuery {
     #[serde(default)]
     q: String,
     #[serde(default)]
@@ -48,7 +48,7 @@ async fn show(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Res
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateRequest {
+pub struct UpdateRequest {
     is_admin: Option<bool>,
     roles: Option<Vec<String>>,
 }
