@@ -246,6 +246,15 @@ impl Settings {
         }
     }
 
+    /// A count of `unit`s, as the count times `unit`: refused when the
+    /// product does not fit (it would wrap to a tiny limit).
+    fn scaled(&self, key: &'static str, default: u64, unit: u64) -> Result<u64, ConfigError> {
+        let count = self.parse_or(key, default)?;
+        count
+            .checked_mul(unit)
+            .ok_or_else(|| invalid(key, &count.to_string(), "too large"))
+    }
+
     fn flag(&self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
         match self.get(key).map(str::to_ascii_lowercase).as_deref() {
             None => Ok(default),
@@ -326,14 +335,14 @@ impl Config {
             guest_rate_per_min: s.parse_or("GUEST_RATE_PER_MIN", 10)?,
             bcrypt_cost,
             oidc: oidc_config(s)?,
-            session_idle: Duration::from_secs(60 * s.parse_or("SESSION_IDLE_MINUTES", 30u64)?),
-            session_max: Duration::from_secs(3600 * s.parse_or("SESSION_MAX_HOURS", 12u64)?),
+            session_idle: Duration::from_secs(s.scaled("SESSION_IDLE_MINUTES", 30, 60)?),
+            session_max: Duration::from_secs(s.scaled("SESSION_MAX_HOURS", 12, 3600)?),
             trusted_proxies: trusted_proxies(s)?,
             chat_rate_per_sec: s.parse_or("CHAT_RATE_PER_SEC", 5)?.max(1),
             chat_burst: s.parse_or("CHAT_BURST", 20)?.max(1),
             stun_urls: s.list("STUN_URLS"),
             turn: turn_config(s)?,
-            max_upload_bytes: s.parse_or("MAX_UPLOAD_MB", 50u64)? * 1024 * 1024,
+            max_upload_bytes: s.scaled("MAX_UPLOAD_MB", 50, 1024 * 1024)?,
             ws_max_per_user: s.parse_or("WS_MAX_PER_USER", 20)?,
             ws_max_per_ip: s.parse_or("WS_MAX_PER_IP", 0)?,
             ws_outbox_bytes: outbox_kb * 1024,
@@ -539,6 +548,21 @@ mod tests {
         assert_eq!(c.max_users, 9);
         assert!(c.allow_guests);
         assert_eq!(c.stun_urls, vec!["stun:a", "stun:b"]);
+    }
+
+    #[test]
+    fn sizes_and_durations_that_overflow_are_errors() {
+        let huge = u64::MAX.to_string();
+        for key in ["MAX_UPLOAD_MB", "SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS"] {
+            let error = Config::from_settings(&settings(&[(key, huge.as_str())])).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::Invalid { key: k, .. } if k == key),
+                "{key}: {error}"
+            );
+        }
+        let c = Config::from_settings(&settings(&[("MAX_UPLOAD_MB", "2"), ("SESSION_IDLE_MINUTES", "3")])).unwrap();
+        assert_eq!(c.max_upload_bytes, 2 * 1024 * 1024);
+        assert_eq!(c.session_idle, Duration::from_secs(180));
     }
 
     #[test]
