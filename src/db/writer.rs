@@ -104,8 +104,14 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), DbError
 }
 
 /// A passive checkpoint every second (it never blocks writers), until the
-/// writer is gone.
+/// writer is gone. The connection reads the database first: SQLite opens a
+/// connection's WAL on its first read, and until then a checkpoint on it
+/// silently does nothing, so the WAL would grow for as long as the server
+/// runs.
 fn checkpoint_until(conn: &Connection, stopped: &Receiver<()>) {
+    if let Err(error) = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())) {
+        tracing::error!(%error, "cannot read the database: WAL checkpoints are off");
+    }
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
         if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(%error, "WAL checkpoint failed");
@@ -204,5 +210,23 @@ mod tests {
             .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
             .unwrap();
         assert_eq!(audits, 1);
+    }
+
+    #[test]
+    fn the_checkpoint_thread_copies_the_wal_into_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let pool = db::open(&path).unwrap();
+        // A fresh database's schema is still only in the WAL.
+        let before = std::fs::metadata(&path).unwrap().len();
+        let _writer = Writer::start(pool).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&path).unwrap().len() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing was checkpointed: the WAL would grow for as long as the server runs"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
