@@ -22,7 +22,7 @@ trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || tr
 env DATABASE_PATH="$data/sb.db" BIND="127.0.0.1:$port" PUBLIC_URL="http://127.0.0.1:$port" \
     SECRET_KEY="bench-$RANDOM$RANDOM" ALLOW_GUESTS=true CAPTCHA=false BCRYPT_COST=4 \
     GUEST_RATE_PER_MIN=0 CHAT_RATE_PER_SEC=1000000 CHAT_BURST=1000000 MAX_USERS=1000000 \
-    WS_MAX_PER_USER=0 WS_MAX_PER_IP=0 ADMIN_EMAIL=bench-admin@example.org RUST_LOG=warn \
+    WS_MAX_PER_USER=0 WS_MAX_PER_IP=0 REGISTER_RATE_PER_MIN=0 RUST_LOG=warn \
     "$bin" serve >"$data/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
@@ -30,5 +30,9 @@ for _ in $(seq 1 100); do
   kill -0 "$server" 2>/dev/null || { cat "$data/server.log" >&2; exit 1; }
   sleep 0.1
 done
+# The admin for kick probes (sb-loadgen's default --admin-email and
+# --admin-password), made the supported way while the server runs.
+printf '%s\n' bench-admin-password | env DATABASE_PATH="$data/sb.db" BCRYPT_COST=4 \
+    "$bin" user create --username bench-admin --email bench-admin@example.org --admin >/dev/null
 sleep 1  # let start-up allocations settle before the baseline sample
 timeout -k 5 300 "$loadgen" --url "http://127.0.0.1:$port" --server-pid "$server" "$@"

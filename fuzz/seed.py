@@ -104,6 +104,16 @@ BODIES = [
     (15, b"before=100&limit=50"),
     (16, b"code=abc&state=xyz"),
     (16, b"error=access_denied"),
+    (17, b'{"code":"123456"}'),
+    (18, b'{"token":"abc"}'),
+    (19, b'{"token":"abc","password":"new password"}'),
+    (20, b'{"token":"abc"}'),
+    (21, b'{"email":"new@example.org","password":"pw"}'),
+    (22, b'{"display_name":"Ann","username":"ann"}'),
+    (23, b'{"username":"carol","email":"c@example.org"}'),
+    (24, b'{"reason":"lost phone"}'),
+    (25, b'{"email":"d@example.org"}'),
+    (26, b"next=%2Frooms"),
 ]
 BAD_BODIES = [
     b"{", b'{"username": ', b"not json at all", b"{'single': 'quotes'}", b'{"name": "x",}',
@@ -116,7 +126,7 @@ def json_bodies():
     for pick, body in BODIES:
         write("json_bodies", bytes([pick]) + body)
     for i, body in enumerate(BAD_BODIES):
-        write("json_bodies", bytes([i % 17]) + body)
+        write("json_bodies", bytes([i % 27]) + body)
 
 
 def form(parts, boundary=b"X"):

@@ -1,5 +1,6 @@
-//! The command line: `serve` (the default), `migrate`, `user ...` and
-//! `hash-password`. Operator commands talk to the database directly.
+//! The command line: `serve` (the default), `migrate`, `user ...`,
+//! `mail test`, `hash-password` and `backup`. Operator commands talk to the
+//! database (or the SMTP server) directly.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use serde_json::json;
 
 use crate::auth::{password, validate};
 use crate::config::{Config, ConfigError, Settings};
-use crate::db::{self, audit::Event, roles, users, DbError};
+use crate::db::{self, account_tokens, audit::Event, roles, sessions, users, DbError};
 use crate::error::ApiError;
 
 #[derive(Debug, Parser)]
@@ -39,6 +40,21 @@ pub enum Command {
     User(UserCommand),
     /// Read a password on standard input and print its bcrypt hash.
     HashPassword,
+    /// Outgoing mail.
+    #[command(subcommand)]
+    Mail(MailCommand),
+    /// Write a consistent copy of the database and the uploads into DIR
+    /// (created if missing; must be empty), also while the server runs.
+    Backup {
+        /// Where the copy goes: DIR/switchboard.db and DIR/uploads/.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Send a test mail to ADDRESS now, through SMTP_URL, and report the outcome.
+    Test { address: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +65,18 @@ pub enum UserCommand {
     Promote { username: String },
     /// Take the admin role from a user.
     Demote { username: String },
+    /// Set a user's password (read from standard input) and end their sessions.
+    SetPassword { username: String },
+    /// Turn a user's two-factor sign-in off (their recovery codes too): for
+    /// someone who lost their authenticator and codes, or after SECRET_KEY
+    /// changed and the sealed secrets stopped opening.
+    #[command(name = "disable-2fa")]
+    DisableTwoFactor {
+        username: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "turned off by an operator")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +98,10 @@ pub enum CliError {
     Db(#[from] DbError),
     #[error("{0}")]
     Input(String),
+    #[error("mail: {0}")]
+    Mail(#[from] crate::mail::smtp::MailError),
+    #[error("backup: {0}")]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 impl From<ApiError> for CliError {
@@ -109,7 +141,84 @@ pub fn user(config: &Config, command: &UserCommand) -> Result<(), CliError> {
         UserCommand::Create(args) => create_user(config, &mut conn, args),
         UserCommand::Promote { username } => set_admin(&conn, username, true),
         UserCommand::Demote { username } => set_admin(&conn, username, false),
+        UserCommand::SetPassword { username } => set_password(config, &mut conn, username),
+        UserCommand::DisableTwoFactor { username, reason } => disable_two_factor(&mut conn, username, reason),
     }
+}
+
+/// The account named `username` (any case), or an error that says so.
+fn named_account(conn: &rusqlite::Connection, username: &str) -> Result<users::Credentials, CliError> {
+    users::find_credentials(conn, username)?
+        .filter(|c| c.username.eq_ignore_ascii_case(username))
+        .ok_or_else(|| CliError::Input(format!("no user named {username:?}")))
+}
+
+/// The operator's way back in for a user without mail: a new password, and
+/// every session of the account ends (a live socket closes at its next
+/// check, within a minute).
+fn set_password(config: &Config, conn: &mut rusqlite::Connection, username: &str) -> Result<(), CliError> {
+    let account = named_account(conn, username)?;
+    if account.is_guest {
+        return Err(CliError::Input("guests have no password".into()));
+    }
+    let secret = read_password()?;
+    validate::password(&secret)?;
+    let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
+    let ended = db::immediate(conn, |tx| -> Result<_, DbError> {
+        users::set_password_hash(tx, account.id, &hash)?;
+        account_tokens::revoke(tx, account.id, account_tokens::Purpose::PasswordReset)?;
+        let ended = sessions::delete_for_user(tx, account.id)?;
+        Event::new("password_reset")
+            .target(account.id)
+            .details(json!({"method": "cli", "username": account.username, "sessions_ended": ended}))
+            .record(tx)?;
+        Ok(ended)
+    })?;
+    println!("set the password of {}; {ended} session(s) ended", account.username);
+    Ok(())
+}
+
+/// The operator's switch-off for a user who lost their authenticator and
+/// codes: two-factor sign-in and its recovery codes go.
+fn disable_two_factor(conn: &mut rusqlite::Connection, username: &str, reason: &str) -> Result<(), CliError> {
+    let credentials = named_account(conn, username)?;
+    if credentials.totp_secret.is_none() {
+        return Err(CliError::Input(format!(
+            "{} does not have two-factor sign-in on",
+            credentials.username
+        )));
+    }
+    db::immediate(conn, |tx| -> Result<(), DbError> {
+        users::disable_totp(tx, credentials.id)?;
+        Event::new("user_update")
+            .target(credentials.id)
+            .details(json!({"method": "cli", "username": credentials.username, "totp": "disabled", "reason": reason}))
+            .record(tx)
+    })?;
+    println!("two-factor sign-in is off for {}", credentials.username);
+    Ok(())
+}
+
+/// Sends a test mail directly (not through the outbox) and reports the
+/// SMTP server's answer.
+pub fn mail(config: &Config, command: &MailCommand) -> Result<(), CliError> {
+    let MailCommand::Test { address } = command;
+    let address = validate::email(address)?;
+    let smtp_config = config
+        .smtp
+        .as_ref()
+        .ok_or_else(|| CliError::Input("SMTP_URL is not set: there is no mail to test".into()))?;
+    let public = config.public_base(config.bind);
+    let from = crate::mail::smtp::sender(config, &public)?;
+    let sender = crate::mail::smtp::SmtpSender::new(smtp_config, from.clone())?;
+    let base = public.as_str().trim_end_matches('/');
+    let mail = crate::mail::compose::Composer::new(&config.instance_name, base).test(&address);
+    actix_web::rt::System::new().block_on(sender.send_now(&mail))?;
+    println!(
+        "sent a test mail from {from} to {address} through {}:{}",
+        smtp_config.host, smtp_config.port
+    );
+    Ok(())
 }
 
 fn create_user(config: &Config, conn: &mut rusqlite::Connection, args: &CreateUser) -> Result<(), CliError> {
@@ -120,7 +229,7 @@ fn create_user(config: &Config, conn: &mut rusqlite::Connection, args: &CreateUs
     let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
     let account = users::NewAccount::with_password(username, email, hash);
     // The operator may go past MAX_USERS; the limit guards self-registration.
-    let id = db::immediate(conn, |tx| {
+    let id = db::immediate(conn, |tx| -> Result<_, db::DbError> {
         let id = users::create_account(tx, &account, u32::MAX)?;
         if args.admin {
             roles::add_role(tx, id, roles::ADMIN)?;
@@ -136,9 +245,7 @@ fn create_user(config: &Config, conn: &mut rusqlite::Connection, args: &CreateUs
 }
 
 fn set_admin(conn: &rusqlite::Connection, username: &str, admin: bool) -> Result<(), CliError> {
-    let credentials = users::find_credentials(conn, username)?
-        .filter(|c| c.username.eq_ignore_ascii_case(username))
-        .ok_or_else(|| CliError::Input(format!("no user named {username:?}")))?;
+    let credentials = named_account(conn, username)?;
     if admin {
         roles::add_role(conn, credentials.id, roles::ADMIN)?;
     } else {
@@ -161,6 +268,15 @@ pub fn hash_password(config: &Config) -> Result<(), CliError> {
     validate::password(&secret)?;
     let hash = password::hash(&secret, config.bcrypt_cost).map_err(|e| CliError::Input(e.to_string()))?;
     println!("{hash}");
+    Ok(())
+}
+
+pub fn backup(config: &Config, dir: &std::path::Path) -> Result<(), CliError> {
+    let report = crate::backup::run(config, dir)?;
+    for name in &report.missing {
+        eprintln!("switchboard: warning: upload {name} is named in the database but its file is gone");
+    }
+    println!("{}", crate::backup::summary(&report, dir));
     Ok(())
 }
 

@@ -12,6 +12,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use url::Url;
 
+/// The unit of the `*_MB` keys.
+const MB: u64 = 1024 * 1024;
+
 /// Google's issuer: the default OIDC provider.
 const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
@@ -29,6 +32,10 @@ const KEYS: &[&str] = &[
     "CAPTCHA",
     "LOGIN_RATE_PER_MIN",
     "GUEST_RATE_PER_MIN",
+    "REGISTER_RATE_PER_MIN",
+    "CAPTCHA_RATE_PER_MIN",
+    "OIDC_RATE_PER_MIN",
+    "PASSWORD_CHANGE_RATE_PER_MIN",
     "BCRYPT_COST",
     "OIDC_ISSUER",
     "OIDC_NAME",
@@ -47,12 +54,28 @@ const KEYS: &[&str] = &[
     "TURN_USERNAME",
     "TURN_CREDENTIAL",
     "TURN_TTL_SECONDS",
+    "ICE_TRANSPORT_POLICY",
     "MAX_UPLOAD_MB",
+    "UPLOAD_RATE_PER_MIN",
+    "UPLOAD_QUOTA_MB",
+    "UPLOAD_TOTAL_MB",
+    "UPLOAD_DISK_RESERVE_MB",
     "WS_MAX_PER_USER",
     "WS_MAX_PER_IP",
     "WS_OUTBOX_KB",
     "LOG_FORMAT",
     "WEB_DIR",
+    "INSTANCE_NAME",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "MAIL_RATE_PER_MIN",
+    "REQUIRE_VERIFIED_EMAIL",
+    "PASSWORD_LOGIN",
+    "REGISTRATION",
+    "ALLOWED_EMAIL_DOMAINS",
+    "MESSAGE_RETENTION_DAYS",
+    "UPLOAD_RETENTION_DAYS",
+    "AUDIT_RETENTION_DAYS",
 ];
 
 /// A value that must never reach a log line or a response.
@@ -112,6 +135,66 @@ pub enum TurnAuth {
     None,
 }
 
+/// Which ICE candidates browsers may use: `RTCConfiguration.iceTransportPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IceTransportPolicy {
+    /// Direct paths when they work, TURN when they do not.
+    All,
+    /// TURN only: every call goes through the relay, so members never learn
+    /// each other's IP addresses.
+    Relay,
+}
+
+/// How the mailer reaches its SMTP server (`SMTP_URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// User name and password for SMTP AUTH.
+    pub credentials: Option<(String, Secret)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtp://host[:port]`: no TLS (a relay on the same host or network).
+    None,
+    /// `smtp://host[:port]?tls=starttls`: STARTTLS, required.
+    StartTls,
+    /// `smtps://host[:port]`: TLS from the first byte.
+    Implicit,
+}
+
+/// Who may create an account (`REGISTRATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    Open,
+    /// Only with an invite an admin made.
+    Invite,
+    /// Only admins (and the command line) create accounts.
+    Closed,
+}
+
+impl Registration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Invite => "invite",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// How long stored rows are kept before the janitor deletes them; `None`
+/// keeps them forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub messages: Option<Duration>,
+    pub uploads: Option<Duration>,
+    pub audit: Option<Duration>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -127,6 +210,13 @@ pub struct Config {
     pub captcha: bool,
     pub login_rate_per_min: u32,
     pub guest_rate_per_min: u32,
+    /// Per client IP per minute, each 0 for no limit: registration attempts,
+    /// CAPTCHA challenges issued, OIDC sign-ins started.
+    pub register_rate_per_min: u32,
+    pub captcha_rate_per_min: u32,
+    pub oidc_rate_per_min: u32,
+    /// Wrong current passwords per minute, per user and per client IP.
+    pub password_change_rate_per_min: u32,
     pub bcrypt_cost: u32,
     pub oidc: Option<OidcConfig>,
     pub session_idle: Duration,
@@ -136,7 +226,15 @@ pub struct Config {
     pub chat_burst: u32,
     pub stun_urls: Vec<String>,
     pub turn: Option<TurnConfig>,
+    pub ice_transport_policy: IceTransportPolicy,
     pub max_upload_bytes: u64,
+    /// Uploads per user per sliding minute; 0 is no limit.
+    pub upload_rate_per_min: u32,
+    /// Bytes of files one user may store, and all users together; 0 is no limit.
+    pub upload_quota_bytes: u64,
+    pub upload_total_bytes: u64,
+    /// Free space on the uploads' disk that uploads never use.
+    pub upload_disk_reserve_bytes: u64,
     /// Open WebSockets allowed per user and per client IP; 0 is no limit.
     pub ws_max_per_user: u32,
     pub ws_max_per_ip: u32,
@@ -145,6 +243,24 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Serve the web client from this folder instead of the embedded copy.
     pub web_dir: Option<PathBuf>,
+    /// The instance's name, in mail subjects and the default sender.
+    pub instance_name: String,
+    /// `None`: no mail at all.
+    pub smtp: Option<SmtpConfig>,
+    /// The From header as configured; `None` for the default made from the
+    /// public URL's host (see `mail::sender`).
+    pub mail_from: Option<String>,
+    /// Mails one client may cause per minute: counted per IP, per account
+    /// and per address; 0 is no limit.
+    pub mail_rate_per_min: u32,
+    /// Unverified password accounts stay out of rooms.
+    pub require_verified_email: bool,
+    /// False: sign-in by OIDC only.
+    pub password_login: bool,
+    pub registration: Registration,
+    /// Lower case; empty allows every domain.
+    pub allowed_email_domains: Vec<String>,
+    pub retention: Retention,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -321,7 +437,9 @@ impl Config {
             None => None,
             Some(raw) => Some(parse_public_url(raw)?),
         };
-        Ok(Config {
+        let turn = turn_config(s)?;
+        let ice_transport_policy = ice_transport_policy(s, turn.is_some())?;
+        Config {
             bind: s.parse_or("BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             public_url,
             data_dir,
@@ -333,6 +451,10 @@ impl Config {
             captcha: s.flag("CAPTCHA", true)?,
             login_rate_per_min: s.parse_or("LOGIN_RATE_PER_MIN", 5)?,
             guest_rate_per_min: s.parse_or("GUEST_RATE_PER_MIN", 10)?,
+            register_rate_per_min: s.parse_or("REGISTER_RATE_PER_MIN", 10)?,
+            captcha_rate_per_min: s.parse_or("CAPTCHA_RATE_PER_MIN", 60)?,
+            oidc_rate_per_min: s.parse_or("OIDC_RATE_PER_MIN", 20)?,
+            password_change_rate_per_min: s.parse_or("PASSWORD_CHANGE_RATE_PER_MIN", 5)?,
             bcrypt_cost,
             oidc: oidc_config(s)?,
             session_idle: Duration::from_secs(s.scaled("SESSION_IDLE_MINUTES", 30, 60)?),
@@ -341,8 +463,13 @@ impl Config {
             chat_rate_per_sec: s.parse_or("CHAT_RATE_PER_SEC", 5)?.max(1),
             chat_burst: s.parse_or("CHAT_BURST", 20)?.max(1),
             stun_urls: s.list("STUN_URLS"),
-            turn: turn_config(s)?,
-            max_upload_bytes: s.scaled("MAX_UPLOAD_MB", 50, 1024 * 1024)?,
+            turn,
+            ice_transport_policy,
+            max_upload_bytes: s.scaled("MAX_UPLOAD_MB", 50, MB)?,
+            upload_rate_per_min: s.parse_or("UPLOAD_RATE_PER_MIN", 10)?,
+            upload_quota_bytes: s.parse_or("UPLOAD_QUOTA_MB", 500u64)?.saturating_mul(MB),
+            upload_total_bytes: s.parse_or("UPLOAD_TOTAL_MB", 10_240u64)?.saturating_mul(MB),
+            upload_disk_reserve_bytes: s.parse_or("UPLOAD_DISK_RESERVE_MB", 100u64)?.saturating_mul(MB),
             ws_max_per_user: s.parse_or("WS_MAX_PER_USER", 20)?,
             ws_max_per_ip: s.parse_or("WS_MAX_PER_IP", 0)?,
             ws_outbox_bytes: outbox_kb * 1024,
@@ -352,7 +479,58 @@ impl Config {
                 Some(other) => return Err(invalid("LOG_FORMAT", other, "expected text or json")),
             },
             web_dir: s.get("WEB_DIR").map(PathBuf::from),
-        })
+            instance_name: instance_name(s)?,
+            smtp: s.get("SMTP_URL").map(parse_smtp_url).transpose()?,
+            mail_from: s.get("MAIL_FROM").map(str::to_owned),
+            mail_rate_per_min: s.parse_or("MAIL_RATE_PER_MIN", 3)?,
+            require_verified_email: s.flag("REQUIRE_VERIFIED_EMAIL", false)?,
+            password_login: s.flag("PASSWORD_LOGIN", true)?,
+            registration: match s.get("REGISTRATION").map(str::to_ascii_lowercase).as_deref() {
+                None | Some("open") => Registration::Open,
+                Some("invite") => Registration::Invite,
+                Some("closed") => Registration::Closed,
+                Some(other) => return Err(invalid("REGISTRATION", other, "expected open, invite or closed")),
+            },
+            allowed_email_domains: s
+                .list("ALLOWED_EMAIL_DOMAINS")
+                .iter()
+                .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+                .collect(),
+            retention: Retention {
+                messages: retention_days(s, "MESSAGE_RETENTION_DAYS")?,
+                uploads: retention_days(s, "UPLOAD_RETENTION_DAYS")?,
+                audit: retention_days(s, "AUDIT_RETENTION_DAYS")?,
+            },
+        }
+        .checked()
+    }
+
+    /// Refuses combinations that would leave people unable to sign in.
+    fn checked(self) -> Result<Self, ConfigError> {
+        if !self.password_login && self.oidc.is_none() {
+            return Err(ConfigError::Missing(
+                "PASSWORD_LOGIN is false but OIDC is not configured: set OIDC_CLIENT_ID and \
+                 OIDC_CLIENT_SECRET, or leave password sign-in on"
+                    .into(),
+            ));
+        }
+        if self.require_verified_email && self.password_login && self.smtp.is_none() {
+            return Err(ConfigError::Missing(
+                "REQUIRE_VERIFIED_EMAIL needs mail to verify addresses: set SMTP_URL \
+                 (or turn PASSWORD_LOGIN off, so every account comes verified from OIDC)"
+                    .into(),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// True when `email`'s domain may register or sign in (ALLOWED_EMAIL_DOMAINS).
+    pub fn email_domain_allowed(&self, email: &str) -> bool {
+        if self.allowed_email_domains.is_empty() {
+            return true;
+        }
+        let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+        domain.is_some_and(|d| self.allowed_email_domains.contains(&d))
     }
 
     /// The public origin (`scheme://host[:port]`) that browsers use, for the
@@ -399,6 +577,11 @@ impl Config {
         Ok(Secret::new(key))
     }
 
+    /// Where uploaded files are stored (`DATA_DIR/uploads`).
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
+    }
+
     pub fn is_https(&self) -> bool {
         self.public_url.as_ref().is_some_and(|u| u.scheme() == "https")
     }
@@ -414,6 +597,97 @@ fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
         return Err(invalid("PUBLIC_URL", raw, "expected an http or https URL"));
     }
     Ok(url)
+}
+
+/// The longest INSTANCE_NAME: it goes in every mail subject.
+const INSTANCE_NAME_MAX_CHARS: usize = 64;
+
+fn instance_name(s: &Settings) -> Result<String, ConfigError> {
+    let name = s.get("INSTANCE_NAME").unwrap_or("Switchboard");
+    if name.chars().count() > INSTANCE_NAME_MAX_CHARS || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "INSTANCE_NAME",
+            name,
+            "at most 64 characters, no control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// `smtp://[user:pass@]host[:port]` (no TLS; port 25), the same with
+/// `?tls=starttls` (STARTTLS required; port 587), or
+/// `smtps://[user:pass@]host[:port]` (TLS from the start; port 465). The
+/// user name and password are percent-decoded. An invalid URL is reported
+/// without its password.
+fn parse_smtp_url(raw: &str) -> Result<SmtpConfig, ConfigError> {
+    let refuse = |reason: &str| invalid("SMTP_URL", &redact_password(raw), reason);
+    let url = Url::parse(raw).map_err(|e| refuse(&e.to_string()))?;
+    let host = match url.host() {
+        Some(url::Host::Domain(name)) if !name.is_empty() => name.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        _ => return Err(refuse("the URL names no host")),
+    };
+    let tls_param = url
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.to_ascii_lowercase());
+    if let Some((key, _)) = url.query_pairs().find(|(k, _)| k != "tls") {
+        return Err(refuse(&format!("unknown parameter {key:?} (only tls)")));
+    }
+    let (tls, default_port) = match (url.scheme(), tls_param.as_deref()) {
+        ("smtp", None | Some("none")) => (SmtpTls::None, 25),
+        ("smtp", Some("starttls" | "required")) => (SmtpTls::StartTls, 587),
+        ("smtps", None | Some("implicit")) => (SmtpTls::Implicit, 465),
+        ("smtp" | "smtps", Some(_)) => return Err(refuse("tls is starttls (with smtp://) or absent")),
+        _ => return Err(refuse("expected an smtp:// or smtps:// URL")),
+    };
+    let decode = |part: &str| {
+        percent_decode(part).ok_or_else(|| refuse("the user name or password is not valid percent-encoded UTF-8"))
+    };
+    let credentials = match (url.username(), url.password()) {
+        ("", None) => None,
+        (user, password) => Some((decode(user)?, Secret::new(decode(password.unwrap_or(""))?))),
+    };
+    Ok(SmtpConfig {
+        host,
+        port: url.port().unwrap_or(default_port),
+        tls,
+        credentials,
+    })
+}
+
+fn percent_decode(part: &str) -> Option<String> {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `raw` with the password of its userinfo (if any) replaced, for messages.
+fn redact_password(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        // Unparsable: whatever sits between "://" and the last "@" may be a secret.
+        Err(_) => match (raw.find("://"), raw.rfind('@')) {
+            (Some(start), Some(at)) if at > start => format!("{}***{}", &raw[..start + 3], &raw[at..]),
+            _ => raw.to_owned(),
+        },
+    }
 }
 
 fn oidc_config(s: &Settings) -> Result<Option<OidcConfig>, ConfigError> {
@@ -462,6 +736,29 @@ fn turn_config(s: &Settings) -> Result<Option<TurnConfig>, ConfigError> {
         TurnAuth::None
     };
     Ok(Some(TurnConfig { urls, auth }))
+}
+
+fn ice_transport_policy(s: &Settings, has_turn: bool) -> Result<IceTransportPolicy, ConfigError> {
+    let Some(raw) = s.get("ICE_TRANSPORT_POLICY") else {
+        return Ok(IceTransportPolicy::All);
+    };
+    match raw.to_ascii_lowercase().as_str() {
+        "all" => Ok(IceTransportPolicy::All),
+        "relay" if has_turn => Ok(IceTransportPolicy::Relay),
+        // Without a TURN server a relay-only browser has no candidate at all.
+        "relay" => Err(invalid(
+            "ICE_TRANSPORT_POLICY",
+            raw,
+            "needs TURN_URLS: with relay, browsers use nothing but TURN",
+        )),
+        _ => Err(invalid("ICE_TRANSPORT_POLICY", raw, "expected all or relay")),
+    }
+}
+
+/// A number of days; 0 or unset is forever.
+fn retention_days(s: &Settings, key: &'static str) -> Result<Option<Duration>, ConfigError> {
+    let days: u32 = s.parse_or(key, 0)?;
+    Ok((days > 0).then(|| Duration::from_secs(u64::from(days) * 86_400)))
 }
 
 fn trusted_proxies(s: &Settings) -> Result<Vec<IpNet>, ConfigError> {
@@ -523,6 +820,16 @@ mod tests {
         assert!(c.oidc.is_none());
         assert_eq!(c.session_idle, Duration::from_secs(1800));
         assert_eq!(c.session_max, Duration::from_secs(12 * 3600));
+        assert_eq!(c.upload_rate_per_min, 10);
+        assert_eq!(c.upload_quota_bytes, 500 * MB);
+        assert_eq!(c.upload_total_bytes, 10_240 * MB);
+        assert_eq!(c.upload_disk_reserve_bytes, 100 * MB);
+        assert_eq!(c.instance_name, "Switchboard");
+        assert!(c.smtp.is_none() && c.mail_from.is_none());
+        assert_eq!(c.mail_rate_per_min, 3);
+        assert!(c.password_login && !c.require_verified_email);
+        assert_eq!(c.registration, Registration::Open);
+        assert!(c.allowed_email_domains.is_empty());
     }
 
     #[test]
@@ -608,11 +915,119 @@ mod tests {
     }
 
     #[test]
+    fn smtp_urls_choose_tls_and_default_ports() {
+        let plain = parse_smtp_url("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!(
+            (plain.host.as_str(), plain.port, plain.tls),
+            ("127.0.0.1", 2525, SmtpTls::None)
+        );
+        assert!(plain.credentials.is_none());
+        let starttls = parse_smtp_url("smtp://mail.example.org?tls=starttls").unwrap();
+        assert_eq!((starttls.port, starttls.tls), (587, SmtpTls::StartTls));
+        let implicit = parse_smtp_url("smtps://me%40example.org:p%3Ass@mail.example.org").unwrap();
+        assert_eq!((implicit.port, implicit.tls), (465, SmtpTls::Implicit));
+        let (user, password) = implicit.credentials.unwrap();
+        assert_eq!((user.as_str(), password.expose()), ("me@example.org", "p:ss"));
+        assert_eq!(parse_smtp_url("smtp://[::1]").unwrap().host, "::1");
+    }
+
+    #[test]
+    fn a_bad_smtp_url_is_reported_without_its_password() {
+        for raw in [
+            "http://user:hunter2@mail.example.org",
+            "smtps://user:hunter2@mail.example.org?tls=starttls",
+            "smtp://user:hunter2@mail.example.org?bogus=1",
+            "smtp://user:hunter2@",
+        ] {
+            let err = parse_smtp_url(raw).unwrap_err().to_string();
+            assert!(err.contains("SMTP_URL"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let c = Config::from_settings(&settings(&[("SMTP_URL", "smtp://u:hunter2@h")])).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"), "Debug hides the password");
+    }
+
+    #[test]
+    fn password_login_off_needs_oidc() {
+        let err = Config::from_settings(&settings(&[("PASSWORD_LOGIN", "false")])).unwrap_err();
+        assert!(err.to_string().contains("OIDC"), "{err}");
+        let c = Config::from_settings(&settings(&[
+            ("PASSWORD_LOGIN", "false"),
+            ("OIDC_CLIENT_ID", "x"),
+            ("OIDC_CLIENT_SECRET", "y"),
+        ]))
+        .unwrap();
+        assert!(!c.password_login);
+    }
+
+    #[test]
+    fn required_verification_needs_mail() {
+        assert!(Config::from_settings(&settings(&[("REQUIRE_VERIFIED_EMAIL", "true")])).is_err());
+        let c = Config::from_settings(&settings(&[
+            ("REQUIRE_VERIFIED_EMAIL", "true"),
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
+        ]))
+        .unwrap();
+        assert!(c.require_verified_email);
+    }
+
+    #[test]
+    fn registration_and_allowed_domains() {
+        let c = Config::from_settings(&Settings::default()).unwrap();
+        assert_eq!(c.registration, Registration::Open);
+        assert!(c.email_domain_allowed("anyone@anywhere.example"));
+        let c = Config::from_settings(&settings(&[
+            ("REGISTRATION", "Invite"),
+            ("ALLOWED_EMAIL_DOMAINS", "example.org, @Corp.Example"),
+        ]))
+        .unwrap();
+        assert_eq!(c.registration, Registration::Invite);
+        assert!(c.email_domain_allowed("a@EXAMPLE.org"));
+        assert!(c.email_domain_allowed("b@corp.example"));
+        assert!(!c.email_domain_allowed("c@sub.example.org"), "exact domains only");
+        assert!(!c.email_domain_allowed("d@example.org.evil.example"));
+        assert!(Config::from_settings(&settings(&[("REGISTRATION", "sometimes")])).is_err());
+    }
+
+    #[test]
+    fn retention_is_forever_unless_a_number_of_days_is_set() {
+        let c = Config::from_settings(&Settings::default()).unwrap();
+        assert_eq!(c.retention, Retention::default());
+        let c = Config::from_settings(&settings(&[
+            ("MESSAGE_RETENTION_DAYS", "30"),
+            ("UPLOAD_RETENTION_DAYS", "0"),
+            ("AUDIT_RETENTION_DAYS", "365"),
+        ]))
+        .unwrap();
+        assert_eq!(c.retention.messages, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(c.retention.uploads, None);
+        assert_eq!(c.retention.audit, Some(Duration::from_secs(365 * 86_400)));
+        let err = Config::from_settings(&settings(&[("AUDIT_RETENTION_DAYS", "-1")])).unwrap_err();
+        assert!(err.to_string().contains("AUDIT_RETENTION_DAYS"), "{err}");
+    }
+
+    #[test]
     fn public_base_falls_back_to_the_bound_address() {
         let c = Config::from_settings(&Settings::default()).unwrap();
         assert_eq!(
             c.public_base("0.0.0.0:9000".parse().unwrap()).as_str(),
             "http://127.0.0.1:9000/"
         );
+    }
+
+    #[test]
+    fn ice_transport_policy_relay_needs_turn() {
+        let c = Config::from_settings(&Settings::default()).unwrap();
+        assert_eq!(c.ice_transport_policy, IceTransportPolicy::All);
+        let relay = [
+            ("TURN_URLS", "turn:turn.example.org:3478"),
+            ("ICE_TRANSPORT_POLICY", "Relay"),
+        ];
+        let c = Config::from_settings(&settings(&relay)).unwrap();
+        assert_eq!(c.ice_transport_policy, IceTransportPolicy::Relay);
+        let err = Config::from_settings(&settings(&[("ICE_TRANSPORT_POLICY", "relay")])).unwrap_err();
+        assert!(err.to_string().contains("TURN_URLS"), "{err}");
+        let err = Config::from_settings(&settings(&[("ICE_TRANSPORT_POLICY", "direct")])).unwrap_err();
+        assert!(err.to_string().contains("ICE_TRANSPORT_POLICY"), "{err}");
     }
 }

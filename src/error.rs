@@ -32,14 +32,38 @@ pub enum ApiError {
     UserLimit,
     #[error("not found")]
     NotFound,
+    /// SMTP_URL is not set: nothing can be mailed.
+    #[error("this server does not send mail")]
+    MailDisabled,
+    /// A one-time link that is wrong, used or expired.
+    #[error("this link is not valid: it may have been used already or have expired")]
+    InvalidToken,
+    #[error("this server signs in through single sign-on only")]
+    PasswordLoginDisabled,
+    #[error("this server does not take new accounts without an invitation")]
+    RegistrationClosed,
+    #[error("addresses of that domain may not sign up on this server")]
+    EmailDomainNotAllowed,
+    /// REQUIRE_VERIFIED_EMAIL: the account's address is not confirmed yet.
+    #[error("confirm your email address first: follow the link in the mail we sent")]
+    EmailUnverified,
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// The user's files, or everyone's, would pass their quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     UnsupportedType(String),
     #[error("too many attempts; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The disk that holds files is too full to take this one.
+    #[error("the server is short of disk space for files; try again later or ask an administrator")]
+    InsufficientStorage,
+    /// Too much work queued server-wide (bcrypt slots): not the client's fault.
+    #[error("the server is busy; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// The cause is logged when the response is built, never sent.
     #[error("internal error")]
     Internal(String),
@@ -68,10 +92,19 @@ impl ApiError {
             Self::GuestsDisabled => "guests_disabled",
             Self::UserLimit => "user_limit",
             Self::NotFound => "not_found",
+            Self::MailDisabled => "mail_disabled",
+            Self::InvalidToken => "invalid_token",
+            Self::PasswordLoginDisabled => "password_login_disabled",
+            Self::RegistrationClosed => "registration_closed",
+            Self::EmailDomainNotAllowed => "email_domain_not_allowed",
+            Self::EmailUnverified => "email_unverified",
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "too_large",
+            Self::QuotaExceeded(_) => "quota_exceeded",
             Self::UnsupportedType(_) => "unsupported_type",
             Self::RateLimited { .. } => "rate_limited",
+            Self::InsufficientStorage => "insufficient_storage",
+            Self::Busy { .. } => "busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -80,16 +113,26 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) | Self::CaptchaFailed => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated | Self::InvalidCredentials | Self::TotpRequired => StatusCode::UNAUTHORIZED,
-            Self::Csrf | Self::Forbidden | Self::Banned { .. } | Self::GuestsDisabled | Self::UserLimit => {
-                StatusCode::FORBIDDEN
+            Self::BadRequest(_) | Self::CaptchaFailed | Self::MailDisabled | Self::InvalidToken => {
+                StatusCode::BAD_REQUEST
             }
+            Self::Unauthenticated | Self::InvalidCredentials | Self::TotpRequired => StatusCode::UNAUTHORIZED,
+            Self::Csrf
+            | Self::Forbidden
+            | Self::Banned { .. }
+            | Self::GuestsDisabled
+            | Self::UserLimit
+            | Self::PasswordLoginDisabled
+            | Self::RegistrationClosed
+            | Self::EmailDomainNotAllowed
+            | Self::EmailUnverified => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge(_) | Self::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,7 +142,7 @@ impl ResponseError for ApiError {
             tracing::error!(%cause, "internal error");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::RateLimited { retry_after_secs } = self {
+        if let Self::RateLimited { retry_after_secs } | Self::Busy { retry_after_secs } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         response.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))

@@ -25,6 +25,8 @@ fn main() -> ExitCode {
         Some(Command::Migrate) => cli::migrate(&config).map_err(|e| e.to_string()),
         Some(Command::User(command)) => cli::user(&config, command).map_err(|e| e.to_string()),
         Some(Command::HashPassword) => cli::hash_password(&config).map_err(|e| e.to_string()),
+        Some(Command::Mail(command)) => cli::mail(&config, command).map_err(|e| e.to_string()),
+        Some(Command::Backup { dir }) => cli::backup(&config, dir).map_err(|e| e.to_string()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,15 @@ pub struct Metrics {
     pub ws_connections_total: AtomicU64,
     pub chat_messages: AtomicU64,
     pub deliveries: AtomicU64,
+    /// bcrypt hashes and verifications run, and those refused for want of a slot.
+    pub password_jobs: AtomicU64,
+    pub password_jobs_refused: AtomicU64,
+    pub password_jobs_running: AtomicI64,
+    /// The most bcrypt jobs that have run at once.
+    pub password_jobs_peak: AtomicI64,
+    /// Mails the mailer sent, and those it gave up or dropped.
+    pub mail_sent: AtomicU64,
+    pub mail_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -21,7 +30,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let counters: [(&str, &str, &AtomicU64); 6] = [
+        let counters: [(&str, &str, &AtomicU64); 10] = [
             ("switchboard_logins_total", "Successful sign-ins", &self.logins),
             (
                 "switchboard_login_failures_total",
@@ -48,6 +57,22 @@ impl Metrics {
                 "Frames delivered to sockets",
                 &self.deliveries,
             ),
+            ("switchboard_mail_sent_total", "Mails sent", &self.mail_sent),
+            (
+                "switchboard_mail_failed_total",
+                "Mails given up or dropped unsent",
+                &self.mail_failed,
+            ),
+            (
+                "switchboard_password_jobs_total",
+                "bcrypt hashes and verifications run",
+                &self.password_jobs,
+            ),
+            (
+                "switchboard_password_jobs_refused_total",
+                "Requests answered busy for want of a bcrypt slot",
+                &self.password_jobs_refused,
+            ),
         ];
         let mut out = String::new();
         for (name, help, value) in counters {
@@ -61,6 +86,11 @@ impl Metrics {
             out,
             "# HELP switchboard_ws_connections Open WebSocket sessions\n# TYPE switchboard_ws_connections gauge\nswitchboard_ws_connections {}",
             self.ws_connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_password_jobs_peak Most bcrypt jobs run at once\n# TYPE switchboard_password_jobs_peak gauge\nswitchboard_password_jobs_peak {}",
+            self.password_jobs_peak.load(Ordering::Relaxed)
         );
         out
     }

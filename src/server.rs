@@ -19,16 +19,23 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::captcha::CaptchaStore;
 use crate::auth::limiter::SlidingWindow;
 use crate::auth::oidc::{OidcError, OidcProvider};
+use crate::auth::password::PasswordJobs;
+use crate::auth::sealed::SealingKey;
+use crate::auth::totp;
 use crate::config::{Config, ConfigError};
 use crate::db::writer::Writer;
 use crate::db::{self, DbError};
 use crate::http::{self, guard, upgrade};
 use crate::janitor::Janitor;
+use crate::mail::mailer::Mailer;
+use crate::mail::smtp::{self, MailError, SmtpSender};
+use crate::mail::{self as outgoing, Postbox};
 use crate::metrics::Metrics;
 use crate::realtime::monitor::AdminMonitor;
 use crate::realtime::registry::{SessionRegistry, Shutdown};
 use crate::realtime::session::SessionEnv;
 use crate::state::AppState;
+use crate::systemd::{self, Notifier};
 
 /// Seconds that in-flight requests get to finish after SIGTERM; with the
 /// sockets' goodbye and the final flush, the process exits within 10 s.
@@ -51,6 +58,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("OIDC: {0}")]
     Oidc(#[from] OidcError),
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -62,6 +71,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         path: config.database_path.display().to_string(),
         source,
     })?;
+    match http::files::remove_partial_uploads(&config.data_dir) {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed partial uploads cut off by an earlier run"),
+        Err(error) => tracing::warn!(%error, "cannot remove partial uploads of an earlier run"),
+    }
     let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
         addr: config.bind,
         source,
@@ -69,16 +83,23 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let bound = listener.local_addr()?;
     let public = config.public_base(bound);
     let origin = public.origin().ascii_serialization();
-    let oidc = config.oidc.clone().map(|c| OidcProvider::new(c, &public)).transpose()?;
+    let oidc = config
+        .oidc
+        .clone()
+        .map(|c| OidcProvider::new(c, &public, &secret))
+        .transpose()?;
 
     let database_error = |source| StartError::Database {
         path: config.database_path.display().to_string(),
         source,
     };
+    let totp_key = SealingKey::derive(&secret, totp::SEALING_PURPOSE);
+    seal_plain_totp_secrets(&pool, &totp_key).map_err(database_error)?;
     let writer = Writer::start(pool.clone()).map_err(database_error)?;
     let metrics = Arc::new(Metrics::default());
     let monitor = AdminMonitor::default().start();
     let registry = SessionRegistry::new(monitor, writer.clone(), pool.clone(), metrics.clone()).start();
+    let mail = start_mailer(&config, &public, &secret, &pool, &metrics)?;
 
     let session_env = Arc::new(SessionEnv {
         pool: pool.clone(),
@@ -89,6 +110,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         chat_rate_per_sec: config.chat_rate_per_sec,
         chat_burst: config.chat_burst,
         outbox_bytes: config.ws_outbox_bytes,
+        require_verified_email: config.require_verified_email,
         // The registry and the rooms were started on this (the system's)
         // thread: sessions join them there.
         live: actix::System::current().arbiter().clone(),
@@ -96,6 +118,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),
         guest_logins: SlidingWindow::per_minute(config.guest_rate_per_min),
+        uploads: SlidingWindow::per_minute(config.upload_rate_per_min),
+        registrations: SlidingWindow::per_minute(config.register_rate_per_min),
+        captchas: SlidingWindow::per_minute(config.captcha_rate_per_min),
+        oidc_starts: SlidingWindow::per_minute(config.oidc_rate_per_min),
+        password_changes: SlidingWindow::per_minute(config.password_change_rate_per_min),
+        mails: SlidingWindow::per_minute(config.mail_rate_per_min),
+        mail,
+        public_base: public.as_str().trim_end_matches('/').to_owned(),
+        password_jobs: PasswordJobs::new(metrics.clone()),
+        totp_key,
         captcha: CaptchaStore::default(),
         metrics,
         origin: origin.clone(),
@@ -107,7 +139,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         session_env,
         config,
     });
-    Janitor::new(pool, state.lifetimes()).start();
+    Janitor::new(
+        pool,
+        state.lifetimes(),
+        state.config.retention,
+        state.config.uploads_dir(),
+        registry.clone().recipient(),
+    )
+    .start();
 
     tracing::info!(addr = %bound, public_url = %public, database = %state.config.database_path.display(), "listening");
     let app_state = state.clone();
@@ -137,7 +176,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         .shutdown_timeout(SHUTDOWN_GRACE_SECS)
         .disable_signals()
         .run();
-    actix_web::rt::spawn(stop_on_signal(server.handle(), registry));
+    let notifier = Notifier::from_env().map(Arc::new);
+    if let Some(notifier) = &notifier {
+        notifier.notify(&format!("READY=1\nSTATUS=listening on {bound}"));
+        if let Some(every) = systemd::watchdog_interval() {
+            actix_web::rt::spawn(feed_watchdog(notifier.clone(), every, writer.clone()));
+        }
+    }
+    actix_web::rt::spawn(stop_on_signal(server.handle(), registry, notifier));
     server.await?;
     // Everything queued (audit events of the last sessions) is committed.
     writer.flush().await;
@@ -145,11 +191,66 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// The mailer and the postbox that feeds it, when SMTP is configured; says
+/// once, at start, when it is not.
+fn start_mailer(
+    config: &Config,
+    public: &url::Url,
+    secret: &crate::config::Secret,
+    pool: &db::Pool,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<Postbox>, StartError> {
+    let Some(smtp_config) = &config.smtp else {
+        tracing::info!("mail is off (SMTP_URL is not set): no verification, reset or welcome mails");
+        return Ok(None);
+    };
+    let from = smtp::sender(config, public)?;
+    let sender = SmtpSender::new(smtp_config, from.clone())?;
+    let key = || SealingKey::derive(secret, outgoing::SEALING_PURPOSE);
+    let mailer = Mailer::new(pool.clone(), sender, key(), metrics.clone()).start();
+    tracing::info!(host = %smtp_config.host, port = smtp_config.port, from = %from, "mail is on");
+    Ok(Some(Postbox::new(public, &config.instance_name, key(), mailer)))
+}
+
+/// Two-factor secrets written before they were sealed at rest are sealed
+/// now, after the schema migrations and before any request can read them.
+fn seal_plain_totp_secrets(pool: &db::Pool, key: &SealingKey) -> Result<(), DbError> {
+    let mut conn = pool.get()?;
+    let sealed =
+        db::users::seal_plain_totp_secrets(&mut conn, totp::SEALED_PREFIX, |plain| totp::seal_secret(key, plain))?;
+    if sealed > 0 {
+        tracing::info!(accounts = sealed, "sealed two-factor secrets stored in clear");
+    }
+    Ok(())
+}
+
+/// Tells systemd's watchdog that the server is alive every `every`: after a
+/// round trip through the database writer, from the thread the registry and
+/// rooms run on, so a wedged or dead writer or event loop stops the pings
+/// and systemd restarts the service.
+async fn feed_watchdog(notifier: Arc<Notifier>, every: Duration, writer: Writer) {
+    loop {
+        actix_web::rt::time::sleep(every).await;
+        if writer.round_trip().await {
+            notifier.notify("WATCHDOG=1");
+        } else {
+            tracing::error!("the database writer has stopped: not feeding systemd's watchdog");
+        }
+    }
+}
+
 /// On SIGTERM or Ctrl-C: tell every session the server is restarting, then
 /// stop accepting and let in-flight requests finish.
-async fn stop_on_signal(server: actix_web::dev::ServerHandle, registry: actix::Addr<SessionRegistry>) {
+async fn stop_on_signal(
+    server: actix_web::dev::ServerHandle,
+    registry: actix::Addr<SessionRegistry>,
+    notifier: Option<Arc<Notifier>>,
+) {
     wait_for_signal().await;
     tracing::info!("stopping on signal");
+    if let Some(notifier) = notifier {
+        notifier.notify("STOPPING=1");
+    }
     let told = registry
         .send(Shutdown {
             reason: "the server is restarting; reconnect in a moment".into(),

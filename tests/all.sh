@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test Switchboard has: formatting and lints, Rust unit tests,
-# integration tests against the real server (HTTP, WebSocket, a real local
-# OIDC provider) and, when present, browser tests. Installs what the tests
-# need when it is missing, so it works the same on a fresh machine.
+# Runs every test Switchboard has: formatting and lints, a dependency audit
+# against known vulnerabilities, Rust unit tests, integration tests against
+# the real server (HTTP, WebSocket, a real local OIDC provider) and, when
+# present, browser tests. Installs what the tests need when it is missing, so
+# it works the same on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,9 @@ tests/setup.sh
 echo "== format and lints"
 cargo fmt --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== dependency audit"
+tests/audit.sh
 
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then

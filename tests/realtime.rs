@@ -35,6 +35,7 @@ async fn hello_names_the_session_and_its_user() {
     assert_eq!(ws.hello["user"]["username"], "ann");
     assert!(ws.sid().len() >= 12);
     assert_eq!(ws.hello["ice_servers"], json!([]));
+    assert_eq!(ws.hello["ice_transport_policy"], "all");
 }
 
 #[tokio::test]
@@ -43,6 +44,7 @@ async fn ice_servers_carry_time_limited_turn_credentials() {
         ("STUN_URLS", "stun:stun.example.org:3478"),
         ("TURN_URLS", "turn:turn.example.org:3478"),
         ("TURN_SECRET", "coturn-shared-secret"),
+        ("ICE_TRANSPORT_POLICY", "relay"),
     ])
     .await;
     let ann = server.user("ann").await;
@@ -55,6 +57,7 @@ async fn ice_servers_carry_time_limited_turn_credentials() {
         "{username}"
     );
     assert!(servers[1]["credential"].as_str().unwrap().len() >= 27);
+    assert_eq!(ws.hello["ice_transport_policy"], "relay");
 }
 
 #[tokio::test]
@@ -269,6 +272,12 @@ async fn signals_pass_only_within_a_room() {
     a.join("lobby").await;
     b.join("lobby").await;
     c.join(&other).await;
+    // Signals pass only between members in voice (tests/trust.rs has the rest).
+    for ws in [&mut a, &mut b, &mut c] {
+        ws.send(json!({"type": "voice", "action": "join"})).await;
+        let own = ws.sid();
+        while ws.next_of("voice_state").await["sid"] != own.as_str() {}
+    }
 
     let data = json!({"description": {"type": "offer", "sdp": "v=0\r\n"}});
     a.send(json!({"type": "signal", "to": b.sid(), "data": data})).await;

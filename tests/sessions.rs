@@ -6,7 +6,7 @@
 )]
 mod common;
 
-use common::{assert_error, Api, Server, PASSWORD};
+use common::{assert_error, Api, Server, Ws, PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -269,4 +269,145 @@ async fn x_forwarded_for_is_used_from_a_trusted_proxy() {
     // A chain through the trusted proxy: the client is the last untrusted hop.
     login_via_proxy(&server, "198.51.100.9, 127.0.0.1", "rex").await;
     assert_eq!(last_login_ip(&mut admin, "rex").await, "198.51.100.9");
+}
+
+/// `GET /api/me/sessions` as `api` sees it.
+async fn own_sessions(api: &mut Api) -> Vec<Value> {
+    let (status, body) = api.get("/api/me/sessions").await;
+    assert_eq!(status, 200, "{body}");
+    body["sessions"].as_array().unwrap().clone()
+}
+
+/// Reads `ws` until its `kicked` frame, then its close: the reason, the
+/// close code and how long it took.
+async fn kicked_and_closed(ws: &mut Ws) -> (String, Option<u16>, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let kicked = ws.next_of("kicked").await;
+    let code = ws.closed().await;
+    (kicked["reason"].as_str().unwrap().to_owned(), code, started.elapsed())
+}
+
+#[tokio::test]
+async fn people_list_their_sessions_and_end_one_whose_socket_closes_at_once() {
+    let server = Server::start_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let mut here = server.user("rey").await;
+    let mut phone = server.login_ok("rey", PASSWORD).await;
+    phone.forwarded_for = Some("198.51.100.44".into());
+    // The phone is used from another address and browser: it is listed as last seen.
+    let req = phone
+        .request(Method::GET, "/api/me")
+        .header("User-Agent", "Mozilla/5.0 (Linux; Android 14) Firefox/131.0");
+    let (status, _) = phone.send(req).await;
+    assert_eq!(status, 200);
+
+    let listed = own_sessions(&mut here).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["current"], true, "this one comes first");
+    assert_eq!(listed[1]["current"], false);
+    let other = listed[1].clone();
+    assert_eq!(other["ip"], "198.51.100.44");
+    assert_eq!(other["user_agent"], "Mozilla/5.0 (Linux; Android 14) Firefox/131.0");
+    assert!(common::is_rfc3339(other["created_at"].as_str().unwrap()));
+    assert!(common::is_rfc3339(other["last_seen_at"].as_str().unwrap()));
+    let id = other["id"].as_str().unwrap().to_owned();
+    for cookie in [here.session_cookie().unwrap(), phone.session_cookie().unwrap()] {
+        assert!(
+            !id.contains(&cookie) && !cookie.contains(&id),
+            "the id is not the token"
+        );
+    }
+
+    // Another user cannot end it, nor learn it exists; unknown ids are 404 too.
+    let mut sid = server.user("sid").await;
+    let (status, body) = sid.delete(&format!("/api/me/sessions/{id}")).await;
+    assert_error(status, &body, 404, "not_found");
+    assert_eq!(own_sessions(&mut sid).await.len(), 1);
+    let (status, body) = here.delete("/api/me/sessions/no-such-session").await;
+    assert_error(status, &body, 404, "not_found");
+
+    let mut phone_socket = Ws::connect(&phone).await;
+    let (status, body) = here.delete(&format!("/api/me/sessions/{id}")).await;
+    assert_eq!(status, 204, "{body}");
+    let (reason, code, took) = kicked_and_closed(&mut phone_socket).await;
+    eprintln!("an ended session's socket closed {took:?} after the DELETE answered");
+    assert_eq!(reason, "this session was ended");
+    assert_eq!(code, Some(4001));
+    let (status, body) = phone.get("/api/me").await;
+    assert_error(status, &body, 401, "unauthenticated");
+    let (status, body) = here.delete(&format!("/api/me/sessions/{id}")).await;
+    assert_error(status, &body, 404, "not_found");
+    assert_eq!(own_sessions(&mut here).await.len(), 1);
+
+    let mut admin = server.admin().await;
+    let logs = admin.logs(&[("action", "session_end"), ("user", "rey")]).await;
+    assert_eq!(logs["total"], 1, "{logs}");
+    assert_eq!(logs["entries"][0]["details"]["session"], id.as_str());
+}
+
+#[tokio::test]
+async fn ending_every_other_session_closes_their_sockets_and_keeps_this_one() {
+    let server = Server::start().await;
+    let mut here = server.user("tam").await;
+    let laptop = server.login_ok("tam", PASSWORD).await;
+    let phone = server.login_ok("tam", PASSWORD).await;
+    let mut own_socket = Ws::connect(&here).await;
+    let mut sockets = [Ws::connect(&laptop).await, Ws::connect(&phone).await];
+    let (status, body) = here.post("/api/me/sessions/end-others", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ended"], 2);
+    for socket in &mut sockets {
+        let (reason, code, _) = kicked_and_closed(socket).await;
+        assert_eq!((reason.as_str(), code), ("this session was ended", Some(4001)));
+    }
+    assert_eq!(own_sessions(&mut here).await.len(), 1);
+    own_socket.send(json!({"type": "ping"})).await;
+    own_socket.next_of("pong").await;
+    let (status, body) = here.post("/api/me/sessions/end-others", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ended"], 0);
+}
+
+#[tokio::test]
+async fn ending_the_current_session_signs_out() {
+    let server = Server::start().await;
+    let mut here = server.user("una").await;
+    let id = own_sessions(&mut here).await[0]["id"].as_str().unwrap().to_owned();
+    let response = here
+        .request(Method::DELETE, &format!("/api/me/sessions/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let cleared = response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("sb_session=;"));
+    assert!(cleared, "the cookie is cleared");
+    let (status, body) = server.client().get("/api/me/sessions").await;
+    assert_error(status, &body, 401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn a_password_change_closes_the_other_sessions_sockets_at_once() {
+    let server = Server::start().await;
+    let mut here = server.user("val").await;
+    let other = server.login_ok("val", PASSWORD).await;
+    let mut own_socket = Ws::connect(&here).await;
+    let mut other_socket = Ws::connect(&other).await;
+    let (status, body) = here
+        .post(
+            "/api/me/password",
+            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    // A `kicked` frame: the socket was closed by the change, not found dead
+    // by its once-a-minute check (which closes without one).
+    let (reason, code, took) = kicked_and_closed(&mut other_socket).await;
+    eprintln!("the other session's socket closed {took:?} after the password change answered");
+    assert_eq!((reason.as_str(), code), ("your password was changed", Some(4001)));
+    own_socket.send(json!({"type": "ping"})).await;
+    own_socket.next_of("pong").await;
+    assert_eq!(own_sessions(&mut here).await.len(), 1);
 }

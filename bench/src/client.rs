@@ -116,18 +116,14 @@ impl Server {
         Self::session(cookie, &body)
     }
 
-    /// Signs in as `email`, registering the account first if it is new.
-    /// The server must run with CAPTCHA off and ADMIN_EMAIL set to `email`.
+    /// Signs in as the admin `email`, which must exist already (bench/run.sh
+    /// makes it with `switchboard user create --admin`).
     pub async fn admin(&self, email: &str, password: &str) -> Result<Session, String> {
         let login = json!({"login": email, "password": password});
-        if let Ok((cookie, body)) = self.post("/api/auth/login", None, login).await {
-            return Self::session(cookie, &body);
-        }
-        let register = json!({"username": "bench-admin", "email": email, "password": password});
-        let (cookie, body) = self.post("/api/auth/register", None, register).await?;
+        let (cookie, body) = self.post("/api/auth/login", None, login).await?;
         if body["user"]["is_admin"] != true {
             return Err(format!(
-                "{email} is not an admin: start the server with ADMIN_EMAIL={email}"
+                "{email} is not an admin: create it with `switchboard user create --admin`"
             ));
         }
         Self::session(cookie, &body)

@@ -160,7 +160,12 @@ mod tests {
         assert_eq!(usize::from(u16::from_be_bytes([frame[2], frame[3]])), text.len());
         assert_eq!(text.len(), 250);
         assert_eq!(crate::stats::sent_at_ns(text), Some(123_456));
+        // A size below the bare frame's gives the bare frame, unpadded; with
+        // every field a chat delivery has it needs the 16-bit length.
         let short = message_frame(7, 1, 10);
-        assert_eq!(usize::from(short[1]), short.len() - 2);
+        let text = std::str::from_utf8(&short[4..]).unwrap();
+        assert_eq!(short[..2], [0x81, 126]);
+        assert_eq!(usize::from(u16::from_be_bytes([short[2], short[3]])), text.len());
+        assert!(text.contains(r#""text":"t1:""#), "{text}");
     }
 }

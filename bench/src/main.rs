@@ -91,7 +91,7 @@ struct Args {
     /// Kicks to measure during a fanout run (needs an admin account).
     #[arg(long, default_value_t = 0)]
     kick_probes: usize,
-    /// The admin for kick probes: the server's ADMIN_EMAIL.
+    /// The admin for kick probes (made with `switchboard user create --admin`).
     #[arg(long, default_value = "bench-admin@example.org")]
     admin_email: String,
     #[arg(long, default_value = "bench-admin-password")]

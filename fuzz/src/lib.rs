@@ -16,7 +16,8 @@ use actix_web::web::{Bytes, Query};
 use futures_util::stream;
 use serde::de::DeserializeOwned;
 use switchboard::config::{Config, Settings};
-use switchboard::http::{admin, auth, files, me, rooms};
+use switchboard::error::ApiError;
+use switchboard::http::{account, admin, auth, files, me, rooms, totp};
 use switchboard::realtime::frame::{self, FrameError, OpCode, MAX_PAYLOAD};
 use switchboard::realtime::protocol::ClientMsg;
 
@@ -88,26 +89,40 @@ pub fn json_bodies(data: &[u8]) {
     let Some((&pick, body)) = data.split_first() else {
         return;
     };
-    match pick % 17 {
-        0 => json::<auth::RegisterRequest>(body),
-        1 => json::<auth::LoginRequest>(body),
-        2 => json::<auth::GuestRequest>(body),
-        3 => json::<me::UsernameRequest>(body),
-        4 => json::<me::PasswordRequest>(body),
-        5 => json::<me::CodeRequest>(body),
-        6 => json::<rooms::CreateRequest>(body),
-        7 => json::<admin::users::UpdateRequest>(body),
-        8 => json::<admin::live::KickRequest>(body),
-        9 => json::<admin::live::MoveRequest>(body),
-        10 => json::<admin::live::BanRequest>(body),
-        11 => json::<admin::roles::NameRequest>(body),
-        12 => json::<admin::roles::GrantRequest>(body),
-        13 => query::<admin::users::ListQuery>(body),
-        14 => query::<admin::logs::FilterQuery>(body),
-        15 => query::<rooms::PageQuery>(body),
-        _ => query::<auth::CallbackQuery>(body),
-    }
+    DECODERS[usize::from(pick) % DECODERS.len()](body);
 }
+
+/// Every body and query type, in a fixed order (the corpus's first bytes
+/// refer to it: append, never reorder).
+const DECODERS: &[fn(&[u8])] = &[
+    json::<auth::RegisterRequest>,
+    json::<auth::LoginRequest>,
+    json::<auth::GuestRequest>,
+    json::<me::UsernameRequest>,
+    json::<me::PasswordRequest>,
+    json::<totp::CodeRequest>,
+    json::<rooms::CreateRequest>,
+    json::<admin::users::UpdateRequest>,
+    json::<admin::live::KickRequest>,
+    json::<admin::live::MoveRequest>,
+    json::<admin::live::BanRequest>,
+    json::<admin::roles::NameRequest>,
+    json::<admin::roles::GrantRequest>,
+    query::<admin::users::ListQuery>,
+    query::<admin::logs::FilterQuery>,
+    query::<rooms::PageQuery>,
+    query::<auth::CallbackQuery>,
+    json::<totp::ConfirmRequest>,
+    json::<account::TokenRequest>,
+    json::<account::ResetRequest>,
+    json::<account::ConfirmRequest>,
+    json::<account::EmailChangeRequest>,
+    json::<me::ProfileUpdate>,
+    json::<admin::users::CreateRequest>,
+    json::<admin::users::DisableTotpRequest>,
+    json::<admin::invites::CreateRequest>,
+    query::<auth::OidcLoginQuery>,
+];
 
 fn json<T: DeserializeOwned>(body: &[u8]) {
     let _ = serde_json::from_slice::<T>(body);
@@ -146,7 +161,8 @@ pub fn multipart(data: &[u8]) {
         .collect();
     let received = block_on(async move {
         let mut form = Multipart::new(&headers, stream::iter(chunks));
-        files::receive_file(&mut form, &mut tokio::io::sink(), FUZZ_MAX_UPLOAD).await
+        let too_large = || ApiError::TooLarge("over the fuzz limit".into());
+        files::receive_file(&mut form, &mut tokio::io::sink(), FUZZ_MAX_UPLOAD, too_large).await
     });
     if let Ok(file) = received {
         assert!(file.size > 0 && file.size <= FUZZ_MAX_UPLOAD);

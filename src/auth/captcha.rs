@@ -1,5 +1,7 @@
 //! The math CAPTCHA: "What is 3 + 4?". Each challenge works once and expires
 //! after five minutes. Held in memory: a restart only costs a new question.
+//! A full store refuses new challenges rather than forget live ones, so a
+//! flood cannot take away the challenge a person is answering.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,27 +27,26 @@ pub struct CaptchaStore {
 }
 
 impl CaptchaStore {
-    /// A new challenge: its id and its question.
-    pub fn issue(&self) -> (String, String) {
+    /// A new challenge: its id and its question. `Err(seconds)` while the
+    /// store is full of live challenges: the wait until the first expires.
+    pub fn issue(&self) -> Result<(String, String), u64> {
+        self.issue_within(MAX_OPEN)
+    }
+
+    fn issue_within(&self, capacity: usize) -> Result<(String, String), u64> {
         let mut rng = rand::rng();
         let (a, b) = (rng.random_range(1..=12u32), rng.random_range(1..=12u32));
-        let (question, answer) = if rng.random_bool(0.5) || a == b {
-            (format!("What is {a} + {b}?"), a + b)
-        } else {
-            let (hi, lo) = (a.max(b), a.min(b));
-            (format!("What is {hi} - {lo}?"), hi - lo)
-        };
+        let (question, answer) = (format!("What is {a} + {b}?"), a + b);
         let id = random_token(16);
         let now = Instant::now();
         let mut open = self.lock();
-        if open.len() >= MAX_OPEN {
+        if open.len() >= capacity {
             open.retain(|_, c| c.expires > now);
         }
-        if open.len() >= MAX_OPEN {
-            // Still full of live challenges: forget an arbitrary one.
-            if let Some(victim) = open.keys().next().cloned() {
-                open.remove(&victim);
-            }
+        if open.len() >= capacity {
+            let first_expiry = open.values().map(|c| c.expires).min().unwrap_or(now);
+            let wait = first_expiry.saturating_duration_since(now);
+            return Err((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1));
         }
         open.insert(
             id.clone(),
@@ -54,7 +55,7 @@ impl CaptchaStore {
                 expires: now + TTL,
             },
         );
-        (id, question)
+        Ok((id, question))
     }
 
     /// True when `answer` solves challenge `id`; the challenge is used up
@@ -89,7 +90,7 @@ mod tests {
     #[test]
     fn a_challenge_works_once() {
         let store = CaptchaStore::default();
-        let (id, question) = store.issue();
+        let (id, question) = store.issue().unwrap();
         assert!(question.starts_with("What is "));
         let answer = store.answer_of(&id).to_string();
         assert!(store.solve(&id, &answer));
@@ -99,7 +100,7 @@ mod tests {
     #[test]
     fn a_wrong_answer_uses_the_challenge_up() {
         let store = CaptchaStore::default();
-        let (id, _) = store.issue();
+        let (id, _) = store.issue().unwrap();
         let answer = store.answer_of(&id);
         assert!(!store.solve(&id, &(answer + 1).to_string()));
         assert!(!store.solve(&id, &answer.to_string()));
@@ -109,7 +110,35 @@ mod tests {
     #[test]
     fn non_digit_answers_fail() {
         let store = CaptchaStore::default();
-        let (id, _) = store.issue();
+        let (id, _) = store.issue().unwrap();
         assert!(!store.solve(&id, "-0"));
+    }
+
+    #[test]
+    fn questions_are_sums() {
+        let store = CaptchaStore::default();
+        for _ in 0..200 {
+            let (id, question) = store.issue().unwrap();
+            let sum = question
+                .strip_prefix("What is ")
+                .and_then(|q| q.strip_suffix('?'))
+                .unwrap();
+            let (a, b) = sum.split_once(" + ").unwrap();
+            let (a, b): (u32, u32) = (a.parse().unwrap(), b.parse().unwrap());
+            assert_eq!(store.answer_of(&id), a + b, "{question}");
+        }
+    }
+
+    #[test]
+    fn a_full_store_refuses_rather_than_forgets() {
+        let store = CaptchaStore::default();
+        let live: Vec<String> = (0..3).map(|_| store.issue_within(3).unwrap().0).collect();
+        let wait = store.issue_within(3).unwrap_err();
+        assert!((299..=300).contains(&wait), "{wait}");
+        for id in &live {
+            let answer = store.answer_of(id).to_string();
+            assert!(store.solve(id, &answer), "a live challenge was forgotten");
+        }
+        assert!(store.issue_within(3).is_ok(), "solved challenges free their place");
     }
 }

@@ -1,9 +1,13 @@
 //! Sign-in: passwords, CAPTCHA, rate limits, sessions and CSRF, OIDC.
 
+pub mod account_links;
+pub mod authority;
 pub mod captcha;
 pub mod limiter;
 pub mod oidc;
 pub mod password;
+pub mod recovery_codes;
+pub mod sealed;
 pub mod session;
 pub mod signin;
 pub mod tokens;
@@ -21,4 +25,5 @@ pub mod perm {
     pub const SESSIONS_MOVE: &str = "sessions.move";
     pub const BANS_MANAGE: &str = "bans.manage";
     pub const ROOMS_CREATE: &str = "rooms.create";
+    pub const FILES_UPLOAD: &str = "files.upload";
 }

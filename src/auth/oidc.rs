@@ -1,26 +1,32 @@
 //! OpenID Connect sign-in (Google by default, any issuer by configuration):
 //! authorization code with PKCE, state and nonce; the ID token's signature,
 //! issuer, audience, expiry and nonce are checked here, on the server.
+//!
+//! A sign-in in progress is kept by the browser, not the server: its state,
+//! nonce and PKCE verifier travel sealed (encrypted and authenticated, with
+//! an expiry inside) in the `sb_oidc` cookie, so starting sign-ins costs the
+//! server no memory and no flood of starts can crowd out a real one.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use chrono::Utc;
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType};
 use openidconnect::{
     reqwest, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
     EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
 };
+use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use url::Url;
 
+use super::sealed::SealingKey;
 use super::tokens::constant_time_eq;
-use crate::config::OidcConfig;
+use crate::config::{OidcConfig, Secret};
 
 /// How long a person has to finish signing in at the provider.
-const PENDING_TTL: Duration = Duration::from_secs(600);
-/// Bounds memory under a flood of sign-in starts.
-const MAX_PENDING: usize = 10_000;
+pub const PENDING_TTL: Duration = Duration::from_secs(600);
+/// The sealing key's purpose label for the sign-in cookie.
+pub const SEALING_PURPOSE: &str = "oidc-state";
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 type DiscoveredClient =
@@ -62,13 +68,36 @@ pub struct Identity {
     pub subject: String,
     pub email: String,
     pub name: Option<String>,
+    /// The invitation the sign-in was started with (REGISTRATION=invite): it
+    /// lets a first sign-in create an account.
+    pub invite: Option<String>,
 }
 
-#[derive(Debug)]
-struct Pending {
-    verifier: PkceCodeVerifier,
-    nonce: Nonce,
-    expires: Instant,
+/// A sign-in in progress, as sealed into the browser's `sb_oidc` cookie.
+/// (No `Debug`: it holds the PKCE verifier.)
+#[derive(Serialize, Deserialize)]
+pub struct PendingSignIn {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    /// Unix seconds after which the cookie is refused.
+    pub expires: i64,
+    /// An invitation code, carried from `/auth/oidc/login?invite=` to the callback.
+    #[serde(default)]
+    pub invite: Option<String>,
+}
+
+impl PendingSignIn {
+    #[expect(clippy::expect_used, reason = "a struct of strings and an integer always serialises")]
+    pub fn seal(&self, key: &SealingKey) -> String {
+        key.seal(&serde_json::to_vec(self).expect("serialisable"))
+    }
+
+    /// The sign-in sealed in `cookie`, unless it was altered or has expired.
+    pub fn open(key: &SealingKey, cookie: &str) -> Option<Self> {
+        let pending: Self = serde_json::from_slice(&key.open(cookie)?).ok()?;
+        (pending.expires > Utc::now().timestamp()).then_some(pending)
+    }
 }
 
 pub struct OidcProvider {
@@ -77,11 +106,11 @@ pub struct OidcProvider {
     http: reqwest::Client,
     /// Discovered on first use; a failed discovery is retried next time.
     client: OnceCell<DiscoveredClient>,
-    pending: Mutex<HashMap<String, Pending>>,
+    cookie_key: SealingKey,
 }
 
 impl OidcProvider {
-    pub fn new(config: OidcConfig, public_base: &Url) -> Result<Self, OidcError> {
+    pub fn new(config: OidcConfig, public_base: &Url, secret: &Secret) -> Result<Self, OidcError> {
         let redirect = public_base
             .join("auth/oidc/callback")
             .map_err(|e| OidcError::Discovery(e.to_string()))
@@ -97,7 +126,7 @@ impl OidcProvider {
             redirect,
             http,
             client: OnceCell::new(),
-            pending: Mutex::new(HashMap::new()),
+            cookie_key: SealingKey::derive(secret, SEALING_PURPOSE),
         })
     }
 
@@ -124,8 +153,9 @@ impl OidcProvider {
     }
 
     /// Starts a sign-in: the provider URL to send the browser to, and the
-    /// state that the browser must bring back (kept in a cookie).
-    pub async fn begin(&self) -> Result<(Url, String), OidcError> {
+    /// sealed sign-in for the browser to keep (in the `sb_oidc` cookie),
+    /// which carries `invite` to the callback.
+    pub async fn begin(&self, invite: Option<String>) -> Result<(Url, String), OidcError> {
         let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client
@@ -138,46 +168,35 @@ impl OidcProvider {
             .add_scope(Scope::new("profile".into()))
             .set_pkce_challenge(challenge)
             .url();
-        let now = Instant::now();
-        let mut pending = self.lock();
-        pending.retain(|_, p| p.expires > now);
-        if pending.len() >= MAX_PENDING {
-            return Err(OidcError::Provider("too many sign-ins in progress".into()));
-        }
-        pending.insert(
-            state.secret().clone(),
-            Pending {
-                verifier,
-                nonce,
-                expires: now + PENDING_TTL,
-            },
-        );
-        Ok((url, state.secret().clone()))
+        let pending = PendingSignIn {
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+            expires: Utc::now().timestamp() + PENDING_TTL.as_secs() as i64,
+            invite,
+        };
+        Ok((url, pending.seal(&self.cookie_key)))
     }
 
-    /// Completes a sign-in from the provider's redirect. `cookie_state` is
-    /// the state this browser was given by [`begin`](Self::begin).
-    pub async fn finish(&self, state: &str, cookie_state: &str, code: &str) -> Result<Identity, OidcError> {
-        if cookie_state.is_empty() || !constant_time_eq(state, cookie_state) {
+    /// Completes a sign-in from the provider's redirect. `cookie` is what
+    /// this browser was given by [`begin`](Self::begin).
+    pub async fn finish(&self, state: &str, cookie: &str, code: &str) -> Result<Identity, OidcError> {
+        let pending = PendingSignIn::open(&self.cookie_key, cookie).ok_or(OidcError::UnknownState)?;
+        if !constant_time_eq(state, &pending.state) {
             return Err(OidcError::UnknownState);
         }
-        let pending = self
-            .lock()
-            .remove(state)
-            .filter(|p| p.expires > Instant::now())
-            .ok_or(OidcError::UnknownState)?;
         let client = self.client().await?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| OidcError::Exchange(e.to_string()))?
-            .set_pkce_verifier(pending.verifier)
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
             .request_async(&self.http)
             .await
             .map_err(|e| OidcError::Exchange(error_chain(&e)))?;
         let id_token = openidconnect::TokenResponse::id_token(&token)
             .ok_or_else(|| OidcError::InvalidToken("the provider sent no ID token".into()))?;
         let claims = id_token
-            .claims(&client.id_token_verifier(), &pending.nonce)
+            .claims(&client.id_token_verifier(), &Nonce::new(pending.nonce))
             .map_err(|e| OidcError::InvalidToken(error_chain(&e)))?;
         let email = claims.email().ok_or(OidcError::NoEmail)?;
         if claims.email_verified() != Some(true) {
@@ -188,11 +207,8 @@ impl OidcProvider {
             subject: claims.subject().to_string(),
             email: email.to_string(),
             name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+            invite: pending.invite,
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

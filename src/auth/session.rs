@@ -1,5 +1,6 @@
 //! Login sessions: the `sb_session` cookie, the request extractor that turns
-//! it into a signed-in user, and the CSRF token bound to it.
+//! it into a signed-in user (refused when a ban covers the user or the
+//! address the request comes from), and the CSRF token bound to it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,9 +10,11 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use rusqlite::Connection;
 
+use super::signin::refuse_banned;
 use super::tokens::{csrf_token, random_token, token_hash};
 use crate::db::{self, sessions, users, users::User, DbError};
 use crate::error::ApiError;
+use crate::http::client_ip::{client_ip, user_agent};
 use crate::ids::UserId;
 use crate::state::AppState;
 
@@ -37,14 +40,37 @@ impl Auth {
         }
     }
 
-    /// The live session behind `token`, if there is one.
-    pub async fn resume(state: &AppState, token: String) -> Result<Option<Auth>, ApiError> {
+    /// `email_unverified` while REQUIRE_VERIFIED_EMAIL keeps this user out
+    /// of rooms.
+    pub fn require_room_access(&self, state: &AppState) -> Result<(), ApiError> {
+        if super::signin::must_verify_first(state.config.require_verified_email, &self.user) {
+            Err(ApiError::EmailUnverified)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The live session behind `token`, if there is one, used from `ip`
+    /// with `user_agent` (remembered as where it was last seen): `Banned`
+    /// when an active ban covers its user or that address, so a ban made
+    /// after sign-in holds on the very next request.
+    pub async fn resume(
+        state: &AppState,
+        token: String,
+        ip: String,
+        user_agent: String,
+    ) -> Result<Option<Auth>, ApiError> {
         let lifetimes = state.lifetimes();
         let csrf_token = csrf_token(state.secret.expose(), &token);
-        let found = db::run(&state.pool, move |conn| -> Result<_, DbError> {
-            let Some(session) = sessions::resume(conn, &token_hash(&token), lifetimes)? else {
+        let found = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+            let seen = sessions::Seen {
+                ip: &ip,
+                user_agent: &user_agent,
+            };
+            let Some(session) = sessions::resume(conn, &token_hash(&token), lifetimes, seen)? else {
                 return Ok(None);
             };
+            refuse_banned(conn, Some(session.user_id), &ip)?;
             let user = users::get(conn, session.user_id)?;
             Ok(Some((session.id, user)))
         })
@@ -64,10 +90,15 @@ impl FromRequest for Auth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = req.cookie(COOKIE).map(|c| c.value().to_owned());
+        let ip = state.as_ref().and_then(|state| client_ip(req, state));
+        let agent = user_agent(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
             let token = token.ok_or(ApiError::Unauthenticated)?;
-            Auth::resume(&state, token).await?.ok_or(ApiError::Unauthenticated)
+            let ip = ip.ok_or_else(|| ApiError::internal("no peer address"))?;
+            Auth::resume(&state, token, ip.to_string(), agent)
+                .await?
+                .ok_or(ApiError::Unauthenticated)
         })
     }
 }

@@ -1,15 +1,17 @@
 //! The steps every kind of sign-in shares, on one database connection:
-//! refusing banned users and addresses, making ADMIN_EMAIL an admin, and the
-//! account work of guest and OIDC sign-ins.
+//! refusing banned users and addresses, making ADMIN_EMAIL an admin when its
+//! address is verified, who may create an account (REGISTRATION, invites),
+//! and the account work of guest and OIDC sign-ins.
 
 use rusqlite::Connection;
 use serde_json::json;
 
+use super::account_links::welcome_once;
 use super::oidc::Identity;
-use super::tokens::readable_code;
+use super::tokens::{readable_code, token_hash};
 use super::validate;
-use crate::config::normalise_email;
-use crate::db::{self, audit::Event, bans, roles, users, DbError};
+use crate::config::{normalise_email, Registration};
+use crate::db::{self, audit::Event, bans, invites, roles, users, DbError};
 use crate::error::ApiError;
 use crate::ids::UserId;
 use crate::state::AppState;
@@ -25,17 +27,67 @@ pub fn refuse_banned(conn: &Connection, user: Option<UserId>, ip: &str) -> Resul
     }
 }
 
-/// The account whose email is ADMIN_EMAIL holds the admin role.
-pub fn promote_if_admin_email(
+/// Call once, when an account's `email` becomes verified: at the creation of
+/// an account whose provider vouches for the address, or at the address's
+/// first verification. The account whose address is ADMIN_EMAIL becomes an
+/// admin then, and only then: no sign-in grants it again, so a demotion
+/// lasts, and an address nobody has proved never makes an admin.
+pub fn address_verified(
     conn: &Connection,
-    state: &AppState,
+    admin_email: Option<&str>,
     user: UserId,
-    email: Option<&str>,
+    email: &str,
 ) -> Result<(), DbError> {
-    match (&state.config.admin_email, email) {
-        (Some(admin), Some(email)) if *admin == normalise_email(email) => roles::add_role(conn, user, roles::ADMIN),
-        _ => Ok(()),
+    if admin_email != Some(normalise_email(email).as_str()) {
+        return Ok(());
     }
+    roles::add_role(conn, user, roles::ADMIN)?;
+    Event::new("user_update")
+        .target(user)
+        .details(json!({"admin": true, "reason": "ADMIN_EMAIL verified", "email": normalise_email(email)}))
+        .record(conn)
+}
+
+/// `registration_closed` unless a new account may be made now: always with
+/// `open`, never with `closed`, and with `invite` only when `invite` names
+/// an invitation with a use left. Asks, and uses nothing: a registration
+/// asks before it spends a bcrypt hash, and [`admit`] decides.
+pub fn may_register(conn: &Connection, registration: Registration, invite: Option<&str>) -> Result<(), ApiError> {
+    let allowed = match registration {
+        Registration::Open => true,
+        Registration::Closed => false,
+        Registration::Invite => match invite {
+            Some(code) => invites::usable(conn, &token_hash(code))?,
+            None => false,
+        },
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::RegistrationClosed)
+    }
+}
+
+/// Admits one new account, in the transaction that creates it: with
+/// `invite`, uses one use of the invitation and answers its id.
+pub fn admit(conn: &Connection, registration: Registration, invite: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match registration {
+        Registration::Open => Ok(None),
+        Registration::Closed => Err(ApiError::RegistrationClosed),
+        Registration::Invite => {
+            let code = invite.ok_or(ApiError::RegistrationClosed)?;
+            match invites::use_one(conn, &token_hash(code))? {
+                Some(id) => Ok(Some(id)),
+                None => Err(ApiError::RegistrationClosed),
+            }
+        }
+    }
+}
+
+/// True while REQUIRE_VERIFIED_EMAIL keeps `user` out of rooms: a
+/// registered account whose address is not verified yet (guests have none).
+pub fn must_verify_first(require_verified_email: bool, user: &users::User) -> bool {
+    require_verified_email && !user.guest && !user.email_verified
 }
 
 /// Creates a guest account named after `display_name`.
@@ -52,21 +104,32 @@ pub fn create_guest(conn: &Connection, display_name: &str) -> Result<UserId, DbE
     Err(last_error)
 }
 
-/// The account for an OIDC identity: found by its subject, else linked by
-/// its verified email, else created (it then still needs a username).
+/// The account for an OIDC identity (whose email the provider has
+/// verified): found by its subject, else linked by its email, else created
+/// (it then still needs a username).
 pub fn account_for_identity(
     conn: &mut Connection,
     state: &AppState,
     who: &Identity,
     ip: &str,
 ) -> Result<UserId, ApiError> {
+    if !state.config.email_domain_allowed(&who.email) {
+        return Err(ApiError::EmailDomainNotAllowed);
+    }
     if let Some(id) = users::find_by_oidc(conn, &who.issuer, &who.subject)? {
         return Ok(id);
     }
     let email = normalise_email(&who.email);
+    let admin_email = state.config.admin_email.as_deref();
     if let Some(id) = users::find_by_email(conn, &email)? {
-        users::link_oidc(conn, id, &who.issuer, &who.subject)?;
-        return Ok(id);
+        let linked = db::immediate(conn, |tx| {
+            if users::link_oidc(tx, id, &who.issuer, &who.subject)? {
+                address_verified(tx, admin_email, id, &email)?;
+                welcome_once(tx, state, id)?;
+            }
+            Ok::<_, DbError>(id)
+        })?;
+        return Ok(linked);
     }
     let display_name = who
         .name
@@ -83,16 +146,23 @@ pub fn account_for_identity(
         needs_username: true,
     };
     let max_users = state.config.max_users;
-    match db::immediate(conn, |tx| users::create_account(tx, &account, max_users)) {
-        Ok(id) => {
+    let created = db::immediate(conn, |tx| -> Result<_, ApiError> {
+        let invite = admit(tx, state.config.registration, who.invite.as_deref())?;
+        let id = users::create_account(tx, &account, max_users)?;
+        address_verified(tx, admin_email, id, &account.email)?;
+        welcome_once(tx, state, id)?;
+        Ok((id, invite))
+    });
+    match created {
+        Ok((id, invite)) => {
             Event::new("register")
                 .by(id, &account.username)
                 .ip(ip)
-                .details(json!({"method": "oidc", "email": email}))
+                .details(json!({"method": "oidc", "email": email, "invite": invite}))
                 .record(conn)?;
             Ok(id)
         }
-        Err(DbError::UserLimit) => {
+        Err(ApiError::UserLimit) => {
             Event::new("user_limit_blocked")
                 .by_name(&email)
                 .ip(ip)
@@ -100,6 +170,6 @@ pub fn account_for_identity(
                 .record(conn)?;
             Err(ApiError::UserLimit)
         }
-        Err(other) => Err(other.into()),
+        Err(other) => Err(other),
     }
 }

@@ -51,6 +51,11 @@ pub fn readable_code(len: usize) -> String {
         .collect()
 }
 
+/// True for a character [`readable_code`] may produce.
+pub fn is_readable(byte: u8) -> bool {
+    ROOM_CODE_ALPHABET.contains(&byte)
+}
+
 /// A fresh room code such as `k7mq-x3tn-9wbe`.
 pub fn room_code() -> String {
     let code = readable_code(ROOM_CODE_LEN);

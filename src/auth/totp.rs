@@ -1,15 +1,25 @@
 //! Time-based one-time passwords (RFC 6238: HMAC-SHA1, 30-second steps,
-//! 6 digits), the kind authenticator apps make. Secrets travel as base32.
+//! 6 digits), the kind authenticator apps make. Secrets travel as base32 and
+//! are stored sealed under a key derived from SECRET_KEY.
 
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha1::Sha1;
+
+use super::sealed::SealingKey;
+
+/// The sealing key's purpose label for secrets at rest.
+pub const SEALING_PURPOSE: &str = "totp-secret";
+/// Marks a stored secret as sealed (version 1 of the format).
+pub const SEALED_PREFIX: &str = "enc1:";
 
 const STEP_SECONDS: i64 = 30;
 const DIGITS: u32 = 6;
 /// Codes from one step before or after now are accepted (clock drift).
 const SKEW_STEPS: i64 = 1;
 const SECRET_BYTES: usize = 20;
+/// The QR code's drawn size, at least, in SVG pixels.
+const QR_MIN_PIXELS: u32 = 240;
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /// A fresh secret, base32-encoded.
@@ -26,6 +36,16 @@ pub fn otpauth_url(issuer: &str, account: &str, secret: &str) -> String {
     format!(
         "otpauth://totp/{label}?secret={secret}&issuer={issuer}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECONDS}"
     )
+}
+
+/// `url` as a QR code, drawn as SVG (dark modules on white, with the quiet
+/// zone scanners need), for an authenticator app to scan off the screen.
+pub fn qr_svg(url: &str) -> Result<String, qrcode::types::QrError> {
+    let code = qrcode::QrCode::new(url.as_bytes())?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(QR_MIN_PIXELS, QR_MIN_PIXELS)
+        .build())
 }
 
 /// The time step `code` proves, if it matches one within the allowed skew
@@ -63,6 +83,18 @@ pub fn current_code(secret: &str, unix_seconds: i64) -> Option<String> {
     let key = base32_decode(secret)?;
     let step = unix_seconds.div_euclid(STEP_SECONDS) as u64;
     Some(format!("{:0width$}", code_at(&key, step), width = DIGITS as usize))
+}
+
+/// A secret as the database stores it.
+pub fn seal_secret(key: &SealingKey, secret: &str) -> String {
+    format!("{SEALED_PREFIX}{}", key.seal(secret.as_bytes()))
+}
+
+/// A stored secret in clear; `None` when it was not sealed with this key
+/// (SECRET_KEY changed) or was altered.
+pub fn open_secret(key: &SealingKey, stored: &str) -> Option<String> {
+    let sealed = stored.strip_prefix(SEALED_PREFIX)?;
+    String::from_utf8(key.open(sealed)?).ok()
 }
 
 fn base32_encode(bytes: &[u8]) -> String {
@@ -137,6 +169,30 @@ mod tests {
         assert!(verify(&secret, &code, now + 120, None).is_none());
         assert!(verify(&secret, "12345", now, None).is_none());
         assert!(verify(&secret, "abcdef", now, None).is_none());
+    }
+
+    #[test]
+    fn stored_secrets_are_sealed() {
+        let key = SealingKey::derive(&crate::config::Secret::new("k"), SEALING_PURPOSE);
+        let secret = new_secret();
+        let stored = seal_secret(&key, &secret);
+        assert!(stored.starts_with(SEALED_PREFIX));
+        assert!(!stored.contains(&secret));
+        assert_eq!(open_secret(&key, &stored).unwrap(), secret);
+        assert!(
+            open_secret(&key, &secret).is_none(),
+            "a plain secret is not taken as sealed"
+        );
+        let other = SealingKey::derive(&crate::config::Secret::new("other"), SEALING_PURPOSE);
+        assert!(open_secret(&other, &stored).is_none());
+    }
+
+    #[test]
+    fn the_qr_code_is_an_svg_image() {
+        let svg = qr_svg(&otpauth_url("Switchboard", "ann", &new_secret())).unwrap();
+        assert!(svg.starts_with("<?xml"), "{svg}");
+        assert!(svg.contains("<svg") && svg.ends_with("</svg>"));
+        assert!(!svg.contains("script"));
     }
 
     #[test]

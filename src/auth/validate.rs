@@ -51,16 +51,56 @@ pub fn password(raw: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A display or room name: 1 to 64 characters, no control characters.
+/// A display or room name: 1 to 64 characters, none of them a control or
+/// invisible formatting character.
 pub fn display_name(raw: &str, what: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     let len = name.chars().count();
-    if len == 0 || len > NAME_MAX_CHARS || name.chars().any(char::is_control) {
+    if len == 0 || len > NAME_MAX_CHARS || name.chars().any(|c| c.is_control() || is_invisible_format(c)) {
         return Err(ApiError::bad_request(format!(
-            "a {what} has 1 to {NAME_MAX_CHARS} characters and no control characters"
+            "a {what} has 1 to {NAME_MAX_CHARS} characters and no control, direction or invisible characters"
         )));
     }
     Ok(name.to_owned())
+}
+
+/// Characters that change how a name is shown without being seen: Unicode's
+/// format characters (general category Cf: direction overrides and isolates,
+/// zero-width spaces and joiners, the byte-order mark, invisible operators,
+/// tags), the line and paragraph separators, and the letters that render as
+/// nothing (Hangul fillers, the combining grapheme joiner, Khmer's invisible
+/// vowels, Mongolian free variation selectors). With them, "nimda" written
+/// right-to-left appears as "admin", and "ad\u{200B}min" looks like "admin".
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 /// A role or permission name: 1 to 64 characters of `a-z 0-9 _ . -`.
@@ -125,6 +165,32 @@ mod tests {
         assert!(password("12345678").is_ok());
         assert!(password(&"é".repeat(128)).is_ok());
         assert!(password(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn names_refuse_direction_and_invisible_characters() {
+        assert_eq!(display_name(" Zoë 🎧 ", "name").unwrap(), "Zoë 🎧");
+        assert!(display_name("François Müller-Øster", "name").is_ok());
+        assert!(
+            display_name("שלום עולם", "name").is_ok(),
+            "right-to-left letters are fine"
+        );
+        for bad in [
+            "nimda\u{202E}",
+            "\u{202E}nimda",
+            "\u{2066}admin\u{2069}",
+            "ad\u{200B}min",
+            "ad\u{200D}min",
+            "admin\u{FEFF}",
+            "ad\u{2060}min",
+            "ad\u{00AD}min",
+            "\u{3164}",
+            "a\u{2028}b",
+            "tag\u{E0041}",
+            "bell\u{7}",
+        ] {
+            assert!(display_name(bad, "name").is_err(), "{bad:?}");
+        }
     }
 
     #[test]

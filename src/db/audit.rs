@@ -174,6 +174,15 @@ pub fn search(conn: &Connection, filter: &Filter) -> Result<(Vec<Entry>, i64), D
     Ok((entries, total))
 }
 
+/// Deletes up to `limit` of the oldest entries recorded before `before_ms`.
+pub fn delete_expired(conn: &Connection, before_ms: i64, limit: u32) -> Result<usize, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
+        )?
+        .execute(params![before_ms, limit])?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +245,22 @@ mod tests {
             ..filter()
         };
         assert_eq!(search(&conn, &future).unwrap().1, 0);
+    }
+
+    #[test]
+    fn expired_entries_go_in_batches_and_recent_ones_stay() {
+        let conn = memory();
+        for _ in 0..3 {
+            Event::new("login").record(&conn).unwrap();
+        }
+        Event::new("logout").record(&conn).unwrap();
+        conn.execute("UPDATE audit_log SET ts = 1 WHERE action = 'login'", [])
+            .unwrap();
+        assert_eq!(delete_expired(&conn, 2, 2).unwrap(), 2);
+        assert_eq!(delete_expired(&conn, 2, 2).unwrap(), 1);
+        assert_eq!(delete_expired(&conn, 2, 2).unwrap(), 0);
+        let (left, _) = search(&conn, &filter()).unwrap();
+        assert_eq!(left.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["logout"]);
     }
 
     #[test]

@@ -48,14 +48,15 @@ fn ban_from_row(row: &Row<'_>) -> rusqlite::Result<Ban> {
     })
 }
 
-/// The active ban that covers this user or this IP, if any.
+/// The active ban that covers this user or this IP, if any. An IP ban
+/// covers its address's scope (crate::ip_scope: IPv6 by /64).
 pub fn active_for(conn: &Connection, user: Option<UserId>, ip: Option<&str>) -> Result<Option<Ban>, DbError> {
     if user.is_none() && ip.is_none() {
         return Ok(None);
     }
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM bans WHERE {ACTIVE} AND (user_id = ?2 OR ip = ?3) ORDER BY id DESC LIMIT 1"
+            "SELECT {COLUMNS} FROM bans WHERE {ACTIVE} AND (user_id = ?2 OR ip_scope(ip) = ip_scope(?3)) ORDER BY id DESC LIMIT 1"
         ))?
         .query_row(params![now_ms(), user, ip], ban_from_row)
         .optional()?)
@@ -131,6 +132,15 @@ mod tests {
         assert!(active_for(&conn, Some(target), None).unwrap().is_none());
         assert!(matches!(lift(&conn, by_user.id), Err(DbError::NotFound)));
         assert_eq!(list_active(&conn).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_ipv6_ban_covers_its_slash_64() {
+        let conn = memory();
+        let admin = users::create_guest(&conn, "admin-g", "A").unwrap();
+        create(&conn, &ban(None, Some("2001:db8:1:2::99"), None, admin)).unwrap();
+        assert!(active_for(&conn, None, Some("2001:db8:1:2::1")).unwrap().is_some());
+        assert!(active_for(&conn, None, Some("2001:db8:1:3::99")).unwrap().is_none());
     }
 
     #[test]

@@ -2,10 +2,16 @@
 //! schema and its migrations. Queries live beside their tables in the
 //! submodules; every call runs off the actix workers through [`run`].
 
+pub mod account_tokens;
 pub mod audit;
+pub mod avatars;
+pub mod backup;
 pub mod bans;
 pub mod filter;
+pub mod invites;
 pub mod messages;
+pub mod outbox;
+pub mod recovery_codes;
 pub mod roles;
 pub mod rooms;
 pub mod sessions;
@@ -42,6 +48,114 @@ const MIGRATIONS: &[&str] = &[
          stored_as     TEXT    NOT NULL UNIQUE,
          created_at    INTEGER NOT NULL
      );",
+    // 3 -> 4: files are served at /files/<room code>/<random token> instead of
+    // their sequential id (existing files get tokens, and the messages that
+    // carry them the new url); the built-in permission files.upload, for the
+    // user and moderator roles.
+    "CREATE TABLE uploads_next (
+         id            INTEGER PRIMARY KEY,
+         room_id       INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+         user_id       INTEGER REFERENCES users (id) ON DELETE SET NULL,
+         name          TEXT    NOT NULL,
+         size          INTEGER NOT NULL,
+         content_type  TEXT    NOT NULL,
+         stored_as     TEXT    NOT NULL UNIQUE,
+         token         TEXT    NOT NULL UNIQUE,
+         created_at    INTEGER NOT NULL
+     );
+     INSERT INTO uploads_next (id, room_id, user_id, name, size, content_type, stored_as, token, created_at)
+         SELECT id, room_id, user_id, name, size, content_type, stored_as, lower(hex(randomblob(16))), created_at
+         FROM uploads;
+     DROP TABLE uploads;
+     ALTER TABLE uploads_next RENAME TO uploads;
+     CREATE INDEX uploads_by_user ON uploads (user_id);
+     UPDATE messages SET attachment = json_set(attachment, '$.url',
+         (SELECT '/files/' || r.code || '/' || u.token FROM uploads u JOIN rooms r ON r.id = u.room_id
+          WHERE u.id = json_extract(messages.attachment, '$.id')))
+     WHERE attachment IS NOT NULL
+       AND EXISTS (SELECT 1 FROM uploads u WHERE u.id = json_extract(messages.attachment, '$.id'));
+     INSERT OR IGNORE INTO permissions (name, builtin) VALUES ('files.upload', 1);
+     UPDATE permissions SET builtin = 1 WHERE name = 'files.upload';
+     INSERT OR IGNORE INTO role_permissions (role_id, permission_id)
+         SELECT r.id, p.id FROM roles r, permissions p
+         WHERE r.name IN ('moderator', 'user') AND p.name = 'files.upload';",
+    // 4 -> 5: mail (the outbox), one-time links, invitations, and when an
+    // account was welcomed (accounts verified already count as welcomed).
+    "ALTER TABLE users ADD COLUMN welcomed_at INTEGER;
+     UPDATE users SET welcomed_at = created_at WHERE email_verified = 1;
+     CREATE TABLE outbox (
+         id               INTEGER PRIMARY KEY,
+         kind             TEXT    NOT NULL,
+         to_address       TEXT    NOT NULL,
+         subject          TEXT    NOT NULL,
+         body             TEXT    NOT NULL,
+         created_at       INTEGER NOT NULL,
+         attempts         INTEGER NOT NULL DEFAULT 0,
+         next_attempt_at  INTEGER NOT NULL,
+         discard_at       INTEGER,
+         last_error       TEXT
+     );
+     CREATE INDEX outbox_due ON outbox (next_attempt_at);
+     CREATE TABLE account_tokens (
+         id          INTEGER PRIMARY KEY,
+         purpose     TEXT    NOT NULL,
+         token_hash  BLOB    NOT NULL UNIQUE,
+         user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         email       TEXT    NOT NULL,
+         created_at  INTEGER NOT NULL,
+         expires_at  INTEGER NOT NULL
+     );
+     CREATE INDEX account_tokens_by_user ON account_tokens (user_id, purpose);
+     CREATE TABLE invites (
+         id          INTEGER PRIMARY KEY,
+         code_hash   BLOB    NOT NULL UNIQUE,
+         uses        INTEGER NOT NULL,
+         uses_left   INTEGER NOT NULL,
+         created_by  INTEGER REFERENCES users (id) ON DELETE SET NULL,
+         created_at  INTEGER NOT NULL,
+         expires_at  INTEGER NOT NULL
+     );",
+    // 5 -> 6: two-factor recovery codes, stored hashed.
+    "CREATE TABLE recovery_codes (
+         user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         code_hash  BLOB    NOT NULL,
+         PRIMARY KEY (user_id, code_hash)
+     ) WITHOUT ROWID;",
+    // 6 -> 7: login sessions get a random public id (their owner lists and
+    // ends them by it) and remember the address and browser last seen.
+    "CREATE TABLE sessions_next (
+         id               INTEGER PRIMARY KEY,
+         token_hash       BLOB    NOT NULL UNIQUE,
+         public_id        TEXT    NOT NULL UNIQUE,
+         user_id          INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+         ip               TEXT    NOT NULL,
+         user_agent       TEXT    NOT NULL DEFAULT '',
+         last_ip          TEXT    NOT NULL,
+         last_user_agent  TEXT    NOT NULL DEFAULT '',
+         created_at       INTEGER NOT NULL,
+         last_seen_at     INTEGER NOT NULL,
+         expires_at       INTEGER NOT NULL
+     );
+     INSERT INTO sessions_next (id, token_hash, public_id, user_id, ip, user_agent, last_ip, last_user_agent,
+                                created_at, last_seen_at, expires_at)
+         SELECT id, token_hash, lower(hex(randomblob(16))), user_id, ip, user_agent, ip, user_agent,
+                created_at, last_seen_at, expires_at
+         FROM sessions;
+     DROP TABLE sessions;
+     ALTER TABLE sessions_next RENAME TO sessions;
+     CREATE INDEX sessions_by_user ON sessions (user_id);",
+    // 7 -> 8: profile pictures.
+    "CREATE TABLE avatars (
+         user_id       INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+         token         TEXT    NOT NULL UNIQUE,
+         content_type  TEXT    NOT NULL,
+         bytes         BLOB    NOT NULL,
+         created_at    INTEGER NOT NULL
+     );",
+    // 8 -> 9: a message keeps its sender's display name at the time, as it
+    // keeps the username; older messages take the username.
+    "ALTER TABLE messages ADD COLUMN display_name TEXT;
+     UPDATE messages SET display_name = username;",
 ];
 
 pub const LATEST_VERSION: u32 = 1 + MIGRATIONS.len() as u32;
@@ -98,8 +212,10 @@ pub fn open(path: &Path) -> Result<Pool, DbError> {
 /// "database is locked", and WAL's safe-on-crash `synchronous=NORMAL`.
 /// No connection checkpoints on commit: the writer's checkpoint thread does
 /// (db::writer), so no request or delivery waits on a checkpoint's fsync.
+/// `ip_scope()` lets queries match addresses as bans do (crate::ip_scope).
 fn configure_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    crate::ip_scope::register(conn)?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")
 }
 
@@ -168,13 +284,17 @@ pub fn to_time(ms: i64) -> DateTime<Utc> {
 
 /// Runs `f` in an IMMEDIATE transaction: the write lock is taken up front,
 /// so a check-then-insert (such as the user limit) cannot race another writer.
-pub fn immediate<T>(
+/// `f` may refuse with any error that a `DbError` converts into (such as an
+/// `ApiError` from an authority check); a refusal rolls everything back.
+pub fn immediate<T, E: From<DbError>>(
     conn: &mut Connection,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, DbError>,
-) -> Result<T, DbError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(DbError::from)?;
     let value = f(&tx)?;
-    tx.commit()?;
+    tx.commit().map_err(DbError::from)?;
     Ok(value)
 }
 
@@ -305,6 +425,60 @@ mod tests {
         migrate(&mut old).unwrap();
         let name: String = old.query_row("SELECT username FROM users", [], |r| r.get(0)).unwrap();
         assert_eq!(name, "kept");
+    }
+
+    #[test]
+    fn files_get_tokens_and_their_messages_the_new_url() {
+        let mut old = Connection::open_in_memory().unwrap();
+        configure_connection(&mut old).unwrap();
+        old.execute_batch(include_str!("schema_history/v1.sql")).unwrap();
+        old.execute_batch(MIGRATIONS[0]).unwrap();
+        old.execute_batch(MIGRATIONS[1]).unwrap();
+        old.pragma_update(None, "user_version", 3).unwrap();
+        old.execute_batch(
+            "INSERT INTO rooms (code, name, created_at) VALUES ('k7mq-x3tn-9wbe', 'Team', 1);
+             INSERT INTO uploads (id, room_id, name, size, content_type, stored_as, created_at)
+                 VALUES (7, 2, 'a.png', 3, 'image/png', 'disk-name', 1);
+             INSERT INTO messages (room_id, username, text, ts, ip, attachment)
+                 VALUES (2, 'ann', 'a.png', 1, '::1', '{\"id\":7,\"url\":\"/files/7\",\"name\":\"a.png\"}');",
+        )
+        .unwrap();
+        migrate(&mut old).unwrap();
+        let token: String = old
+            .query_row("SELECT token FROM uploads WHERE id = 7", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(token.len(), 32, "128 random bits, in hex");
+        let url: String = old
+            .query_row("SELECT json_extract(attachment, '$.url') FROM messages", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(url, format!("/files/k7mq-x3tn-9wbe/{token}"));
+        let user_may_upload: bool = old
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM role_permissions rp JOIN roles r ON r.id = rp.role_id
+                 JOIN permissions p ON p.id = rp.permission_id WHERE r.name = 'user' AND p.name = 'files.upload')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(user_may_upload);
+    }
+
+    #[test]
+    fn messages_from_before_display_names_show_the_username() {
+        let mut old = Connection::open_in_memory().unwrap();
+        configure_connection(&mut old).unwrap();
+        old.execute_batch(include_str!("schema_history/v1.sql")).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute(
+            "INSERT INTO messages (room_id, username, text, ts, ip) VALUES (1, 'ann', 'hi', 1, '::1')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut old).unwrap();
+        let shown = messages::page(&old, 1, None, 10).unwrap();
+        assert_eq!(shown[0].display_name, "ann");
     }
 
     #[test]

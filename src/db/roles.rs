@@ -104,12 +104,38 @@ pub fn set_roles(conn: &Connection, user: UserId, names: &[String]) -> Result<()
     Ok(())
 }
 
-pub fn count_admins(conn: &Connection) -> Result<i64, DbError> {
+/// Admins that no active user ban keeps out: the ones who can still manage
+/// the server.
+pub fn count_unbanned_admins(conn: &Connection) -> Result<i64, DbError> {
     Ok(conn.query_row(
-        "SELECT count(*) FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE r.name = ?1",
-        [ADMIN],
+        "SELECT count(*) FROM user_roles ur JOIN roles r ON r.id = ur.role_id
+         WHERE r.name = ?1 AND NOT EXISTS (
+             SELECT 1 FROM bans b WHERE b.user_id = ur.user_id
+             AND b.lifted_at IS NULL AND (b.expires_at IS NULL OR b.expires_at > ?2))",
+        params![ADMIN, super::now_ms()],
         |r| r.get(0),
     )?)
+}
+
+/// True when any of `users` holds the admin role.
+pub fn any_admin(conn: &Connection, users: &[UserId]) -> Result<bool, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM user_roles ur JOIN roles r ON r.id = ur.role_id
+         WHERE r.name = ?1 AND ur.user_id = ?2)",
+    )?;
+    for user in users {
+        if stmt.query_row(params![ADMIN, user], |r| r.get::<_, bool>(0))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The users who hold a role: their authority changes with it.
+pub fn holders(conn: &Connection, role: i64) -> Result<Vec<UserId>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT user_id FROM user_roles WHERE role_id = ?1 ORDER BY user_id")?;
+    let rows = stmt.query_map([role], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub fn list_roles(conn: &Connection) -> Result<Vec<Role>, DbError> {
@@ -139,6 +165,11 @@ fn with_permissions(conn: &Connection, mut role: Role) -> Result<Role, DbError> 
         )?
     };
     Ok(role)
+}
+
+/// The role named `name` (any case); an unknown name is invalid.
+pub fn role_named(conn: &Connection, name: &str) -> Result<Role, DbError> {
+    get_role(conn, role_id(conn, name)?)
 }
 
 pub fn get_role(conn: &Connection, id: i64) -> Result<Role, DbError> {

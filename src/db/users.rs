@@ -14,6 +14,11 @@ pub struct User {
     pub username: String,
     pub display_name: String,
     pub email: Option<String>,
+    /// The address has been proved: by the provider (OIDC), a verification
+    /// link, or a completed password reset.
+    pub email_verified: bool,
+    /// Where the user's picture is served; a new picture, a new URL.
+    pub avatar_url: Option<String>,
     pub is_admin: bool,
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
@@ -70,8 +75,8 @@ impl NewAccount {
     }
 }
 
-const USER_COLUMNS: &str =
-    "id, username, display_name, email, is_guest, totp_secret IS NOT NULL, created_at, needs_username";
+const USER_COLUMNS: &str = "id, username, display_name, email, is_guest, totp_secret IS NOT NULL, created_at, \
+     needs_username, email_verified, (SELECT token FROM avatars WHERE avatars.user_id = users.id)";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -83,6 +88,10 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         totp_enabled: row.get(5)?,
         created_at: to_time(row.get(6)?),
         needs_username: row.get(7)?,
+        email_verified: row.get(8)?,
+        avatar_url: row
+            .get::<_, Option<String>>(9)?
+            .map(|token| super::avatars::url(&token)),
         is_admin: false,
         roles: Vec::new(),
         permissions: Vec::new(),
@@ -109,27 +118,57 @@ pub fn get(conn: &Connection, id: UserId) -> Result<User, DbError> {
     with_grants(conn, user)
 }
 
+/// The users with these ids as they are now; an id with no user is skipped.
+pub fn get_each(conn: &Connection, ids: &[UserId]) -> Result<Vec<User>, DbError> {
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        match get(conn, *id) {
+            Ok(user) => found.push(user),
+            Err(DbError::NotFound) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(found)
+}
+
+const CREDENTIAL_COLUMNS: &str = "id, username, email, password_hash, totp_secret, totp_last_step, is_guest";
+
+fn credentials_from_row(row: &Row<'_>) -> rusqlite::Result<Credentials> {
+    Ok(Credentials {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        email: row.get(2)?,
+        password_hash: row.get(3)?,
+        totp_secret: row.get(4)?,
+        totp_last_step: row.get(5)?,
+        is_guest: row.get(6)?,
+    })
+}
+
 /// Finds an account by username (any case) or email.
 pub fn find_credentials(conn: &Connection, login: &str) -> Result<Option<Credentials>, DbError> {
     let email = crate::config::normalise_email(login);
     Ok(conn
         .query_row(
-            "SELECT id, username, email, password_hash, totp_secret, totp_last_step, is_guest FROM users
-             WHERE username = ?1 OR email = ?2 ORDER BY username = ?1 DESC LIMIT 1",
+            &format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM users
+                 WHERE username = ?1 OR email = ?2 ORDER BY username = ?1 DESC LIMIT 1"
+            ),
             params![login.trim(), email],
-            |row| {
-                Ok(Credentials {
-                    id: row.get(0)?,
-                    username: row.get(1)?,
-                    email: row.get(2)?,
-                    password_hash: row.get(3)?,
-                    totp_secret: row.get(4)?,
-                    totp_last_step: row.get(5)?,
-                    is_guest: row.get(6)?,
-                })
-            },
+            credentials_from_row,
         )
         .optional()?)
+}
+
+/// The credentials of a signed-in user.
+pub fn credentials(conn: &Connection, id: UserId) -> Result<Credentials, DbError> {
+    conn.query_row(
+        &format!("SELECT {CREDENTIAL_COLUMNS} FROM users WHERE id = ?1"),
+        [id],
+        credentials_from_row,
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
 }
 
 pub fn find_by_oidc(conn: &Connection, issuer: &str, subject: &str) -> Result<Option<UserId>, DbError> {
@@ -151,8 +190,9 @@ pub fn find_by_email(conn: &Connection, email: &str) -> Result<Option<UserId>, D
 /// Links an OIDC identity to the account with the same email. The provider
 /// has proved who owns the address; if the account had not, its password was
 /// set by someone unproven, so it is dropped along with that account's
-/// sessions (no pre-registered account can be taken over this way).
-pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> Result<(), DbError> {
+/// sessions (no pre-registered account can be taken over this way). True
+/// when this verified the address for the first time.
+pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> Result<bool, DbError> {
     let was_verified: bool = conn.query_row("SELECT email_verified FROM users WHERE id = ?1", [id], |r| r.get(0))?;
     if !was_verified {
         conn.execute("UPDATE users SET password_hash = NULL WHERE id = ?1", [id])?;
@@ -162,7 +202,7 @@ pub fn link_oidc(conn: &Connection, id: UserId, issuer: &str, subject: &str) -> 
         "UPDATE users SET oidc_issuer = ?2, oidc_subject = ?3, email_verified = 1 WHERE id = ?1",
         params![id, issuer, subject],
     )?;
-    Ok(())
+    Ok(!was_verified)
 }
 
 pub fn count_registered(conn: &Connection) -> Result<i64, DbError> {
@@ -176,19 +216,27 @@ pub fn username_taken(conn: &Connection, username: &str) -> Result<bool, DbError
         .is_some())
 }
 
-/// Creates a registered account with the `user` role, unless `max_users`
-/// accounts exist already or the username or email is taken. Call inside an
-/// IMMEDIATE transaction so the limit check cannot race.
-pub fn create_account(conn: &Connection, account: &NewAccount, max_users: u32) -> Result<UserId, DbError> {
+/// `UserLimit` when `max_users` accounts exist already, `Conflict` when the
+/// username or email is taken. Registration asks before it hashes the
+/// password, and [`create_account`] again in its transaction.
+pub fn check_new_account(conn: &Connection, username: &str, email: &str, max_users: u32) -> Result<(), DbError> {
     if count_registered(conn)? >= i64::from(max_users) {
         return Err(DbError::UserLimit);
     }
-    if username_taken(conn, &account.username)? {
+    if username_taken(conn, username)? {
         return Err(DbError::Conflict("that username is taken".into()));
     }
-    if find_by_email(conn, &account.email)?.is_some() {
+    if find_by_email(conn, email)?.is_some() {
         return Err(DbError::Conflict("that email is already registered".into()));
     }
+    Ok(())
+}
+
+/// Creates a registered account with the `user` role, unless
+/// [`check_new_account`] refuses. Call inside an IMMEDIATE transaction so the
+/// limit check cannot race.
+pub fn create_account(conn: &Connection, account: &NewAccount, max_users: u32) -> Result<UserId, DbError> {
+    check_new_account(conn, &account.username, &account.email, max_users)?;
     let (issuer, subject) = account.oidc.clone().unzip();
     conn.execute(
         "INSERT INTO users (username, display_name, email, email_verified, password_hash,
@@ -237,6 +285,69 @@ pub fn set_username(conn: &Connection, id: UserId, username: &str) -> Result<(),
     Ok(())
 }
 
+/// What marking an address verified found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The account has another address now (the link was for an old one).
+    NotTheAddress,
+    AlreadyVerified,
+    /// Verified now, and not before.
+    NewlyVerified,
+}
+
+/// Marks `email` verified on the account, if it is still the account's address.
+pub fn verify_email(conn: &Connection, id: UserId, email: &str) -> Result<Verification, DbError> {
+    let was_verified: Option<bool> = conn
+        .query_row(
+            "SELECT email_verified FROM users WHERE id = ?1 AND email = ?2",
+            params![id, email],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(match was_verified {
+        None => Verification::NotTheAddress,
+        Some(true) => Verification::AlreadyVerified,
+        Some(false) => {
+            conn.execute("UPDATE users SET email_verified = 1 WHERE id = ?1", [id])?;
+            Verification::NewlyVerified
+        }
+    })
+}
+
+/// Records the account's first verified address: true the first time only
+/// (when the welcome mail is due).
+pub fn mark_welcomed(conn: &Connection, id: UserId) -> Result<bool, DbError> {
+    let changed = conn.execute(
+        "UPDATE users SET welcomed_at = ?2 WHERE id = ?1 AND welcomed_at IS NULL",
+        params![id, now_ms()],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Gives the account a new address, unverified until its link is used.
+pub fn change_email(conn: &Connection, id: UserId, email: &str) -> Result<(), DbError> {
+    let changed = conn
+        .execute(
+            "UPDATE users SET email = ?2, email_verified = 0 WHERE id = ?1",
+            params![id, email],
+        )
+        .map_err(|e| DbError::conflict_on_unique(e, "that email is already registered"))?;
+    if changed == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn set_display_name(conn: &Connection, id: UserId, display_name: &str) -> Result<(), DbError> {
+    match conn.execute(
+        "UPDATE users SET display_name = ?2 WHERE id = ?1",
+        params![id, display_name],
+    )? {
+        0 => Err(DbError::NotFound),
+        _ => Ok(()),
+    }
+}
+
 pub fn set_password_hash(conn: &Connection, id: UserId, hash: &str) -> Result<(), DbError> {
     conn.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?;
     Ok(())
@@ -281,12 +392,52 @@ pub fn enable_totp(conn: &Connection, id: UserId, step: i64) -> Result<(), DbErr
     Ok(())
 }
 
+/// Seals every two-factor secret (active or pending) that is still stored in
+/// clear, that is without `sealed_prefix`; the number of accounts changed.
+/// Run at start-up: a database from before sealing is brought up to date,
+/// and a second run finds nothing to do.
+pub fn seal_plain_totp_secrets(
+    conn: &mut Connection,
+    sealed_prefix: &str,
+    seal: impl Fn(&str) -> String,
+) -> Result<usize, DbError> {
+    let tx = conn.transaction()?;
+    let plain: Vec<(UserId, Option<String>, Option<String>)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id,
+                    CASE WHEN substr(totp_secret, 1, length(?1)) <> ?1 THEN totp_secret END,
+                    CASE WHEN substr(totp_pending, 1, length(?1)) <> ?1 THEN totp_pending END
+             FROM users
+             WHERE substr(totp_secret, 1, length(?1)) <> ?1 OR substr(totp_pending, 1, length(?1)) <> ?1",
+        )?;
+        let rows = stmt.query_map([sealed_prefix], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, secret, pending) in &plain {
+        if let Some(secret) = secret {
+            tx.execute(
+                "UPDATE users SET totp_secret = ?2 WHERE id = ?1",
+                params![id, seal(secret)],
+            )?;
+        }
+        if let Some(pending) = pending {
+            tx.execute(
+                "UPDATE users SET totp_pending = ?2 WHERE id = ?1",
+                params![id, seal(pending)],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(plain.len())
+}
+
+/// Turns two-factor sign-in off: the secrets and the recovery codes go.
 pub fn disable_totp(conn: &Connection, id: UserId) -> Result<(), DbError> {
     conn.execute(
         "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL WHERE id = ?1",
         [id],
     )?;
-    Ok(())
+    super::recovery_codes::delete_for_user(conn, id)
 }
 
 /// Records a used step; false if a code of this step or later was used
@@ -407,6 +558,37 @@ mod tests {
     }
 
     #[test]
+    fn verification_holds_for_the_current_address_and_welcomes_once() {
+        let conn = memory();
+        let id = create_account(&conn, &account("erin", "erin@x.org"), 50).unwrap();
+        assert!(!get(&conn, id).unwrap().email_verified);
+        assert_eq!(
+            verify_email(&conn, id, "old@x.org").unwrap(),
+            Verification::NotTheAddress
+        );
+        assert_eq!(
+            verify_email(&conn, id, "erin@x.org").unwrap(),
+            Verification::NewlyVerified
+        );
+        assert_eq!(
+            verify_email(&conn, id, "erin@x.org").unwrap(),
+            Verification::AlreadyVerified
+        );
+        assert!(get(&conn, id).unwrap().email_verified);
+        assert!(mark_welcomed(&conn, id).unwrap());
+        assert!(!mark_welcomed(&conn, id).unwrap(), "once");
+        change_email(&conn, id, "erin@y.org").unwrap();
+        let user = get(&conn, id).unwrap();
+        assert_eq!(user.email.as_deref(), Some("erin@y.org"));
+        assert!(!user.email_verified, "a new address starts unverified");
+        create_account(&conn, &account("frank", "frank@x.org"), 50).unwrap();
+        assert!(matches!(
+            change_email(&conn, id, "frank@x.org"),
+            Err(DbError::Conflict(_))
+        ));
+    }
+
+    #[test]
     fn abandoned_guests_are_purged_after_the_grace() {
         let conn = memory();
         let gone = create_guest(&conn, "guest-gone", "Gone").unwrap();
@@ -423,6 +605,33 @@ mod tests {
         assert!(matches!(get(&conn, gone), Err(DbError::NotFound)));
         assert!(get(&conn, kept).is_ok(), "a guest with a session stays");
         assert!(get(&conn, member).is_ok(), "registered accounts are never purged");
+    }
+
+    #[test]
+    fn plain_totp_secrets_are_sealed_once() {
+        let mut conn = memory();
+        let plain = create_account(&conn, &account("plain", "p@x.org"), 50).unwrap();
+        let sealed = create_account(&conn, &account("sealed", "s@x.org"), 50).unwrap();
+        let none = create_account(&conn, &account("none", "n@x.org"), 50).unwrap();
+        conn.execute(
+            "UPDATE users SET totp_secret = 'ABC', totp_pending = 'DEF' WHERE id = ?1",
+            [plain],
+        )
+        .unwrap();
+        conn.execute("UPDATE users SET totp_secret = 'enc1:xyz' WHERE id = ?1", [sealed])
+            .unwrap();
+        let seal = |s: &str| format!("enc1:<{s}>");
+        assert_eq!(seal_plain_totp_secrets(&mut conn, "enc1:", seal).unwrap(), 1);
+        let t = totp(&conn, plain).unwrap();
+        assert_eq!(t.secret.as_deref(), Some("enc1:<ABC>"));
+        assert_eq!(t.pending.as_deref(), Some("enc1:<DEF>"));
+        assert_eq!(totp(&conn, sealed).unwrap().secret.as_deref(), Some("enc1:xyz"));
+        assert_eq!(totp(&conn, none).unwrap().secret, None);
+        assert_eq!(
+            seal_plain_totp_secrets(&mut conn, "enc1:", seal).unwrap(),
+            0,
+            "idempotent"
+        );
     }
 
     #[test]

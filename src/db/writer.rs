@@ -85,13 +85,17 @@ impl Writer {
 
     /// Waits until everything queued before this call is committed.
     pub async fn flush(&self) {
+        self.round_trip().await;
+    }
+
+    /// Like [`flush`](Self::flush), and says whether the writer thread
+    /// answered: false once it is gone.
+    pub async fn round_trip(&self) -> bool {
         let (ack, done) = tokio::sync::oneshot::channel();
         let jobs = self.jobs.clone();
         // The queue may be full: wait for room off the async workers.
         let queued = actix_web::web::block(move || jobs.send(Job::Flush(ack)).is_ok()).await;
-        if matches!(queued, Ok(true)) {
-            let _ = done.await;
-        }
+        matches!(queued, Ok(true)) && done.await.is_ok()
     }
 }
 
@@ -187,6 +191,7 @@ mod tests {
                 room: RoomCode::lobby(),
                 user_id: user,
                 username: "ann".into(),
+                display_name: "Ann".into(),
                 text: format!("m{i}"),
                 ip: "127.0.0.1".into(),
                 nonce: None,

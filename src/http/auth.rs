@@ -5,23 +5,28 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
+use rusqlite::Connection;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::client_ip::{ClientIp, UserAgent};
+use super::limits::{self, rate_limited, Actor};
+use crate::auth::limiter::{ip_key, Reservation};
 use crate::auth::session::{self, Auth, MaybeAuth, NewSession};
-use crate::auth::signin::{account_for_identity, create_guest, promote_if_admin_email, refuse_banned};
+use crate::auth::signin::{account_for_identity, admit, create_guest, may_register, refuse_banned};
 use crate::auth::tokens::csrf_token;
-use crate::auth::{password, totp, validate};
+use crate::auth::{account_links, password, recovery_codes, totp, validate};
 use crate::db::{self, audit::Event, sessions, users, DbError};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::realtime::registry::{Kick, Target};
 use crate::state::AppState;
 
-/// Holds the OIDC `state` between the redirect out and the one back.
+/// Holds the sealed OIDC sign-in between the redirect out and the one back.
 const OIDC_COOKIE: &str = "sb_oidc";
 const LOGIN_MAX_BYTES: usize = 254;
+/// Longer invitation codes are not looked up (real ones are 22 characters).
+const INVITE_MAX_CHARS: usize = 64;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/auth/config", web::get().to(auth_config))
@@ -44,6 +49,9 @@ pub struct RegisterRequest {
     captcha_id: Option<String>,
     #[serde(default)]
     captcha_answer: Option<String>,
+    /// The invitation code, when REGISTRATION=invite.
+    #[serde(default)]
+    invite: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,26 +78,43 @@ async fn auth_config(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "oidc": state.oidc.is_some(),
         "oidc_name": state.oidc.as_ref().map(|o| o.name()).unwrap_or(""),
-        "password": true,
+        "password": state.config.password_login,
         "guests": state.config.allow_guests,
         "captcha": state.config.captcha,
+        "mail": state.mail.is_some(),
+        "registration": state.config.registration.as_str(),
     }))
 }
 
-async fn captcha(state: web::Data<AppState>) -> HttpResponse {
-    let (id, question) = state.captcha.issue();
-    HttpResponse::Ok()
+/// A new challenge. Limited per IP; while the store is full of live
+/// challenges, refused (not audited: the store filled up is the event).
+async fn captcha(state: web::Data<AppState>, ip: ClientIp) -> Result<HttpResponse, ApiError> {
+    if let Err(refused) = state.captchas.hit(&limits::ip(ip)) {
+        return Err(rate_limited(&state, refused, "captcha", ip, Actor::Unknown).await);
+    }
+    let (id, question) = state
+        .captcha
+        .issue()
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+    Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({"id": id, "question": question}))
+        .json(json!({"id": id, "question": question})))
 }
 
 /// The answer to a successful sign-in: the session cookie, the user and the
 /// session's CSRF token.
 fn signed_in(state: &AppState, status: StatusCode, session: NewSession) -> HttpResponse {
+    signed_in_saying(state, status, session, json!({}))
+}
+
+/// [`signed_in`], with the fields of `more` in the answer as well.
+fn signed_in_saying(state: &AppState, status: StatusCode, session: NewSession, mut more: Value) -> HttpResponse {
     Metrics::inc(&state.metrics.logins);
+    more["user"] = json!(session.user);
+    more["csrf_token"] = json!(csrf_token(state.secret.expose(), &session.token));
     HttpResponse::build(status)
         .cookie(session::cookie(state, &session.token))
-        .json(json!({"user": session.user, "csrf_token": csrf_token(state.secret.expose(), &session.token)}))
+        .json(more)
 }
 
 /// Checks the CAPTCHA when it is on; a failure is audited.
@@ -112,19 +137,17 @@ async fn solve_captcha(
     Err(ApiError::CaptchaFailed)
 }
 
-/// A failed password login: counted against the client IP and the account,
-/// and audited with its reason.
+/// A failed password login: the attempt reserved against the client IP and
+/// the account stays counted, and it is audited with its reason.
 struct Failure<'a> {
-    keys: [String; 2],
+    attempt: Reservation<'a>,
     login: &'a str,
     ip: ClientIp,
 }
 
 impl Failure<'_> {
-    async fn record(&self, state: &web::Data<AppState>, reason: &'static str) -> ApiError {
-        for key in &self.keys {
-            state.failed_logins.record(key);
-        }
+    async fn record(self, state: &web::Data<AppState>, reason: &'static str) -> ApiError {
+        self.attempt.keep();
         Metrics::inc(&state.metrics.login_failures);
         let event = Event::new("login_failed")
             .by_name(self.login)
@@ -137,22 +160,31 @@ impl Failure<'_> {
     }
 }
 
-/// `RateLimited` (audited) when `key` has used up its failed logins.
-async fn refuse_if_limited(state: &web::Data<AppState>, key: &str, login: &str, ip: ClientIp) -> Result<(), ApiError> {
-    let Err(retry_after_secs) = state.failed_logins.check(key) else {
-        return Ok(());
-    };
-    let event = Event::new("rate_limited")
-        .by_name(login)
-        .ip(&ip.to_string())
-        .details(json!({"what": "login", "retry_after": retry_after_secs}));
-    db::run(&state.pool, move |conn| event.record(conn)).await?;
-    Err(ApiError::RateLimited { retry_after_secs })
-}
-
 async fn refuse_banned_ip(state: &web::Data<AppState>, ip: ClientIp) -> Result<(), ApiError> {
     let ip = ip.to_string();
     db::run(&state.pool, move |conn| refuse_banned(conn, None, &ip)).await
+}
+
+/// A registration the database refused, audited when it is the user limit.
+struct Refusal<'a> {
+    username: &'a str,
+    email: &'a str,
+    max_users: u32,
+    ip: &'a str,
+}
+
+fn account_refused(conn: &Connection, err: DbError, refusal: Refusal<'_>) -> ApiError {
+    if !matches!(err, DbError::UserLimit) {
+        return err.into();
+    }
+    let event = Event::new("user_limit_blocked")
+        .by_name(refusal.username)
+        .ip(refusal.ip)
+        .details(json!({"email": refusal.email, "max_users": refusal.max_users}));
+    match event.record(conn) {
+        Ok(()) => ApiError::UserLimit,
+        Err(e) => e.into(),
+    }
 }
 
 async fn register(
@@ -161,43 +193,84 @@ async fn register(
     agent: UserAgent,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.require_password_login()?;
     let request = body.into_inner();
     let username = validate::username(&request.username)?;
     let email = validate::email(&request.email)?;
     validate::password(&request.password)?;
+    if !state.config.email_domain_allowed(&email) {
+        return Err(ApiError::EmailDomainNotAllowed);
+    }
+    if let Err(refused) = state.registrations.hit(&limits::ip(ip)) {
+        return Err(rate_limited(&state, refused, "register", ip, Actor::Named(&username)).await);
+    }
     refuse_banned_ip(&state, ip).await?;
+    let (registration, invite) = (state.config.registration, request.invite);
+    let code = invite.clone();
+    db::run(&state.pool, move |conn| {
+        may_register(conn, registration, code.as_deref())
+    })
+    .await?;
     solve_captcha(&state, request.captcha_id, request.captcha_answer, ip, &username).await?;
 
+    // The cheap refusals come before the costly hash, and again in the
+    // transaction that creates the account.
+    let max_users = state.config.max_users;
+    let ip = ip.to_string();
+    let (name, address, from) = (username.clone(), email.clone(), ip.clone());
+    db::run(&state.pool, move |conn| {
+        users::check_new_account(conn, &name, &address, max_users).map_err(|e| {
+            let refusal = Refusal {
+                username: &name,
+                email: &address,
+                max_users,
+                ip: &from,
+            };
+            account_refused(conn, e, refusal)
+        })
+    })
+    .await?;
     let cost = state.config.bcrypt_cost;
-    let hash = web::block(move || password::hash(&request.password, cost))
+    let secret = request.password;
+    let hash = state
+        .password_jobs
+        .run(move || password::hash(&secret, cost))
         .await?
         .map_err(ApiError::internal)?;
     let account = users::NewAccount::with_password(username, email, hash);
     let st = state.clone();
-    let ip = ip.to_string();
     let session = db::run(&state.pool, move |conn| -> Result<NewSession, ApiError> {
-        let created = db::immediate(conn, |tx| users::create_account(tx, &account, st.config.max_users));
-        let id = match created {
-            Err(DbError::UserLimit) => {
-                Event::new("user_limit_blocked")
-                    .by_name(&account.username)
-                    .ip(&ip)
-                    .details(json!({"email": account.email, "max_users": st.config.max_users}))
-                    .record(conn)?;
-                return Err(ApiError::UserLimit);
+        let created = db::immediate(conn, |tx| -> Result<_, ApiError> {
+            let invite = admit(tx, registration, invite.as_deref())?;
+            let id = users::create_account(tx, &account, max_users)?;
+            account_links::queue_verification(tx, &st, &users::get(tx, id)?)?;
+            Ok((id, invite))
+        });
+        let (id, invite) = match created {
+            Ok(created) => created,
+            Err(ApiError::UserLimit) => {
+                let refusal = Refusal {
+                    username: &account.username,
+                    email: &account.email,
+                    max_users,
+                    ip: &ip,
+                };
+                return Err(account_refused(conn, DbError::UserLimit, refusal));
             }
-            other => other?,
+            Err(other) => return Err(other),
         };
-        promote_if_admin_email(conn, &st, id, Some(&account.email))?;
         Event::new("register")
             .by(id, &account.username)
             .ip(&ip)
-            .details(json!({"method": "password", "email": account.email}))
+            .details(json!({"method": "password", "email": account.email, "invite": invite}))
             .record(conn)?;
         Ok(session::start(conn, &st, id, &ip, &agent.0)?)
     })
     .await?;
     Metrics::inc(&state.metrics.registrations);
+    if let Some(postbox) = &state.mail {
+        postbox.wake();
+    }
     Ok(signed_in(&state, StatusCode::CREATED, session))
 }
 
@@ -207,6 +280,7 @@ async fn login(
     agent: UserAgent,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.require_password_login()?;
     let request = body.into_inner();
     let login = request.login.trim().to_owned();
     if login.is_empty() || login.len() > LOGIN_MAX_BYTES {
@@ -215,8 +289,11 @@ async fn login(
     if request.password.chars().count() > validate::PASSWORD_MAX_CHARS {
         return Err(ApiError::bad_request("a password has at most 128 characters"));
     }
-    let ip_key = format!("ip:{ip}");
-    refuse_if_limited(&state, &ip_key, &login, ip).await?;
+    let ip_limit_key = limits::ip(ip);
+    // A quick refusal before the CAPTCHA; the reservation below decides.
+    if let Err(refused) = state.failed_logins.check(&ip_limit_key) {
+        return Err(rate_limited(&state, refused, "login", ip, Actor::Named(&login)).await);
+    }
     solve_captcha(&state, request.captcha_id, request.captcha_answer, ip, &login).await?;
 
     let ip_text = ip.to_string();
@@ -227,25 +304,33 @@ async fn login(
     })
     .await?;
     // Failures count against the account, however it was named (username or
-    // email); a login that names no account counts against its text.
+    // email), from this address only: a stranger's guesses elsewhere cannot
+    // lock its owner out. A login that names no account counts against its
+    // text. The attempt counts from now until it proves right, so parallel
+    // guesses cannot all pass the limit before the first is recorded.
     let account_key = match &credentials {
-        Some(c) => format!("user:{}", c.id),
-        None => format!("login:{}", login.to_lowercase()),
+        Some(c) => format!("user:{}@{}", c.id, ip_key(ip.0)),
+        None => format!("login:{}@{}", login.to_lowercase(), ip_key(ip.0)),
     };
-    refuse_if_limited(&state, &account_key, &login, ip).await?;
+    let attempt = match state.failed_logins.reserve(&[ip_limit_key, account_key]) {
+        Ok(attempt) => attempt,
+        Err(refused) => return Err(rate_limited(&state, refused, "login", ip, Actor::Named(&login)).await),
+    };
     let password = request.password;
     let cost = state.config.bcrypt_cost;
     let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
-    let verified = web::block(move || match hash {
-        Some(hash) => password::verify(&password, &hash),
-        None => {
-            password::spend_verify_time(&password, cost);
-            false
-        }
-    })
-    .await?;
+    let verified = state
+        .password_jobs
+        .run(move || match hash {
+            Some(hash) => password::verify(&password, &hash),
+            None => {
+                password::spend_verify_time(&password, cost);
+                false
+            }
+        })
+        .await?;
     let failure = Failure {
-        keys: [ip_key, account_key],
+        attempt,
         login: &login,
         ip,
     };
@@ -255,23 +340,32 @@ async fn login(
         Some(c) if c.password_hash.is_none() => return Err(failure.record(&state, "no_password").await),
         Some(_) => return Err(failure.record(&state, "bad_password").await),
     };
-    let totp_step = match &credentials.totp_secret {
-        None => None,
-        Some(secret) => {
+    let second_factor = match &credentials.totp_secret {
+        None => SecondFactor::NotAsked,
+        Some(stored) => {
             let code = request.totp.as_deref().unwrap_or("").trim();
             if code.is_empty() {
                 return Err(ApiError::TotpRequired);
             }
-            match totp::verify(secret, code, Utc::now().timestamp(), credentials.totp_last_step) {
-                Some(step) => Some(step),
-                None => return Err(failure.record(&state, "bad_totp").await),
+            match second_factor(&state, &credentials, stored, code).await? {
+                Some(proof) => proof,
+                None => {
+                    let reason = if recovery_codes::is_authenticator_code(code) {
+                        "bad_totp"
+                    } else {
+                        "bad_recovery_code"
+                    };
+                    return Err(failure.record(&state, reason).await);
+                }
             }
         }
     };
+    // Right: the reserved attempt is refunded when `failure` goes.
+    drop(failure);
     let st = state.clone();
     let ip = ip.to_string();
     let session = db::run(&state.pool, move |conn| -> Result<NewSession, ApiError> {
-        if let Some(step) = totp_step {
+        if let SecondFactor::Authenticator(step) = second_factor {
             if !users::use_totp_step(conn, credentials.id, step)? {
                 return Err(ApiError::InvalidCredentials);
             }
@@ -284,17 +378,74 @@ async fn login(
                 .record(conn)?;
             return Err(banned);
         }
-        promote_if_admin_email(conn, &st, credentials.id, credentials.email.as_deref())?;
         users::record_login(conn, credentials.id)?;
+        let mut details = json!({"method": "password"});
+        if let SecondFactor::RecoveryCode { left } = second_factor {
+            details["recovery_code"] = json!(true);
+            details["recovery_codes_left"] = json!(left);
+        }
         Event::new("login")
             .by(credentials.id, &credentials.username)
             .ip(&ip)
-            .details(json!({"method": "password"}))
+            .details(details)
             .record(conn)?;
         Ok(session::start(conn, &st, credentials.id, &ip, &agent.0)?)
     })
     .await?;
-    Ok(signed_in(&state, StatusCode::OK, session))
+    // After a recovery code, the client says how many are left.
+    let more = match second_factor {
+        SecondFactor::RecoveryCode { left } => json!({"recovery_codes_left": left}),
+        SecondFactor::NotAsked | SecondFactor::Authenticator(_) => json!({}),
+    };
+    Ok(signed_in_saying(&state, StatusCode::OK, session, more))
+}
+
+/// What proved the second factor of a password login.
+#[derive(Debug, Clone, Copy)]
+enum SecondFactor {
+    /// The account has two-factor sign-in off.
+    NotAsked,
+    /// An authenticator code of this time step (recorded with the session,
+    /// so the code works once).
+    Authenticator(i64),
+    /// A recovery code, used up already; `left` unused ones remain.
+    RecoveryCode { left: i64 },
+}
+
+/// Checks `code` (an authenticator code, or anything else as a recovery
+/// code) for an account with two-factor sign-in on: `None` when it is wrong
+/// or used. A recovery code is used up here; it needs no sealed secret, so
+/// it works even when SECRET_KEY has changed.
+async fn second_factor(
+    state: &AppState,
+    credentials: &users::Credentials,
+    stored: &str,
+    code: &str,
+) -> Result<Option<SecondFactor>, ApiError> {
+    if recovery_codes::is_authenticator_code(code) {
+        let secret = open_totp_secret(state, stored)?;
+        let step = totp::verify(&secret, code, Utc::now().timestamp(), credentials.totp_last_step);
+        return Ok(step.map(SecondFactor::Authenticator));
+    }
+    let Some(code) = recovery_codes::normalise(code) else {
+        return Ok(None);
+    };
+    let (id, hash) = (credentials.id, recovery_codes::hash(credentials.id, &code));
+    db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        if !db::recovery_codes::consume(conn, id, &hash)? {
+            return Ok(None);
+        }
+        let left = db::recovery_codes::remaining(conn, id)?;
+        Ok(Some(SecondFactor::RecoveryCode { left }))
+    })
+    .await
+}
+
+/// A stored two-factor secret in clear. It fails only when SECRET_KEY has
+/// changed since the secret was sealed (or the row was altered).
+pub fn open_totp_secret(state: &AppState, stored: &str) -> Result<String, ApiError> {
+    totp::open_secret(&state.totp_key, stored)
+        .ok_or_else(|| ApiError::internal("a two-factor secret does not open: has SECRET_KEY changed?"))
 }
 
 /// Signs in as a guest. A guest who is signed in already keeps their identity.
@@ -312,12 +463,8 @@ async fn guest(
     if let Some(auth) = current.0.filter(|a| a.user.guest) {
         return Ok(HttpResponse::Ok().json(json!({"user": auth.user, "csrf_token": auth.csrf_token})));
     }
-    if let Err(retry_after_secs) = state.guest_logins.hit(&format!("ip:{ip}")) {
-        let event = Event::new("rate_limited")
-            .ip(&ip.to_string())
-            .details(json!({"what": "guest", "retry_after": retry_after_secs}));
-        db::run(&state.pool, move |conn| event.record(conn)).await?;
-        return Err(ApiError::RateLimited { retry_after_secs });
+    if let Err(refused) = state.guest_logins.hit(&limits::ip(ip)) {
+        return Err(rate_limited(&state, refused, "guest", ip, Actor::Named(&name)).await);
     }
     let st = state.clone();
     let ip = ip.to_string();
@@ -375,13 +522,28 @@ fn oidc_cookie(state: &AppState, value: String) -> Cookie<'static> {
         .finish()
 }
 
-async fn oidc_login(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[derive(Debug, Deserialize)]
+pub struct OidcLoginQuery {
+    /// An invitation, for a first sign-in while REGISTRATION=invite.
+    invite: Option<String>,
+}
+
+/// Starts an OIDC sign-in: no session needed, so it is limited per IP.
+async fn oidc_login(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    query: web::Query<OidcLoginQuery>,
+) -> Result<HttpResponse, ApiError> {
     let oidc = state.oidc.as_ref().ok_or(ApiError::NotFound)?;
-    match oidc.begin().await {
-        Ok((url, oidc_state)) => {
+    if let Err(refused) = state.oidc_starts.hit(&format!("start:{}", limits::ip(ip))) {
+        return Err(rate_limited(&state, refused, "oidc", ip, Actor::Unknown).await);
+    }
+    let invite = query.into_inner().invite.filter(|code| code.len() <= INVITE_MAX_CHARS);
+    match oidc.begin(invite).await {
+        Ok((url, sealed)) => {
             let mut response = redirect(url.as_str());
             response
-                .add_cookie(&oidc_cookie(&state, oidc_state))
+                .add_cookie(&oidc_cookie(&state, sealed))
                 .map_err(ApiError::internal)?;
             Ok(response)
         }
@@ -407,12 +569,20 @@ async fn oidc_callback(
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let oidc = state.oidc.as_ref().ok_or(ApiError::NotFound)?;
-    let browser_state = req
+    // Each callback with a code costs a request to the provider.
+    if let Err(refused) = state.oidc_starts.hit(&format!("callback:{}", limits::ip(ip))) {
+        let error = rate_limited(&state, refused, "oidc_callback", ip, Actor::Unknown).await;
+        return Ok(with_oidc_cookie_cleared(
+            &state,
+            redirect(&format!("/login?error={}", error.code())),
+        ));
+    }
+    let sealed = req
         .cookie(OIDC_COOKIE)
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
     let outcome = match (&query.error, &query.code, &query.state) {
-        (None, Some(code), Some(returned_state)) => oidc.finish(returned_state, &browser_state, code).await,
+        (None, Some(code), Some(returned_state)) => oidc.finish(returned_state, &sealed, code).await,
         (error, ..) => Err(crate::auth::oidc::OidcError::Provider(
             error.clone().unwrap_or_else(|| "missing code or state".into()),
         )),
@@ -434,7 +604,18 @@ async fn oidc_callback(
     };
     let st = state.clone();
     let signed = db::run(&state.pool, move |conn| -> Result<NewSession, ApiError> {
-        let id = account_for_identity(conn, &st, &identity, &ip_text)?;
+        let id = match account_for_identity(conn, &st, &identity, &ip_text) {
+            Ok(id) => id,
+            Err(refused @ (ApiError::RegistrationClosed | ApiError::EmailDomainNotAllowed)) => {
+                Event::new("login_failed")
+                    .by_name(&identity.email)
+                    .ip(&ip_text)
+                    .details(json!({"method": "oidc", "reason": refused.code()}))
+                    .record(conn)?;
+                return Err(refused);
+            }
+            Err(other) => return Err(other),
+        };
         let user = users::get(conn, id)?;
         if let Err(banned) = refuse_banned(conn, Some(id), &ip_text) {
             Event::new("login_failed")
@@ -444,7 +625,6 @@ async fn oidc_callback(
                 .record(conn)?;
             return Err(banned);
         }
-        promote_if_admin_email(conn, &st, id, Some(&identity.email))?;
         users::record_login(conn, id)?;
         Event::new("login")
             .by(id, &user.username)
@@ -454,6 +634,9 @@ async fn oidc_callback(
         Ok(session::start(conn, &st, id, &ip_text, &agent.0)?)
     })
     .await;
+    if let Some(postbox) = &state.mail {
+        postbox.wake(); // a first sign-in queues the welcome mail
+    }
     let response = match signed {
         Ok(session) => {
             let next = if session.user.needs_username {
@@ -468,7 +651,12 @@ async fn oidc_callback(
                 .map_err(ApiError::internal)?;
             response
         }
-        Err(e @ (ApiError::Banned { .. } | ApiError::UserLimit)) => redirect(&format!("/login?error={}", e.code())),
+        Err(
+            e @ (ApiError::Banned { .. }
+            | ApiError::UserLimit
+            | ApiError::RegistrationClosed
+            | ApiError::EmailDomainNotAllowed),
+        ) => redirect(&format!("/login?error={}", e.code())),
         Err(other) => return Err(other),
     };
     Ok(with_oidc_cookie_cleared(&state, response))

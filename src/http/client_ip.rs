@@ -64,19 +64,23 @@ impl FromRequest for ClientIp {
 #[derive(Debug, Clone)]
 pub struct UserAgent(pub String);
 
+/// The request's User-Agent as stored: cut to 256 characters, empty when
+/// missing or not text.
+pub fn user_agent(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(USER_AGENT_MAX_CHARS)
+        .collect()
+}
+
 impl FromRequest for UserAgent {
     type Error = ApiError;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let agent = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .chars()
-            .take(USER_AGENT_MAX_CHARS)
-            .collect();
-        ready(Ok(UserAgent(agent)))
+        ready(Ok(UserAgent(user_agent(req))))
     }
 }

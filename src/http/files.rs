@@ -1,8 +1,17 @@
-//! Files in rooms. `POST /api/rooms/{code}/files` stores one (at most
-//! MAX_UPLOAD_MB, recognised by its content, not its name) and posts it to
-//! the room as a message; `GET /files/{id}` serves it to signed-in users.
+//! Files in rooms. `POST /api/rooms/{code}/files` stores one and posts it
+//! to the room as a message. The uploader needs `files.upload` and a live
+//! socket in that room, at most UPLOAD_RATE_PER_MIN uploads a minute, and
+//! room for the file: under MAX_UPLOAD_MB, within their quota and the
+//! server's (UPLOAD_QUOTA_MB, UPLOAD_TOTAL_MB), and within the disk's free
+//! space above UPLOAD_DISK_RESERVE_MB. The type is recognised by content, not
+//! name, and an upload that fails leaves no bytes behind.
+//!
+//! `GET /files/{code}/{token}` serves a file to those who may read its room:
+//! a request must name the room's code (the code is what lets anyone join
+//! and read the room) and the file's random token; holders of
+//! `admin.messages` may read any file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use actix_files::NamedFile;
 use actix_multipart::{Field, Multipart, MultipartError};
@@ -13,12 +22,16 @@ use serde_json::json;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::client_ip::ClientIp;
+use crate::auth::perm;
 use crate::auth::session::Auth;
 use crate::auth::tokens::random_token;
+use crate::config::Config;
+use crate::db::rooms::Room;
 use crate::db::{self, audit::Event, messages::NewMessage, rooms, uploads};
 use crate::error::ApiError;
+use crate::ids::UserId;
 use crate::realtime::protocol::RoomInfo;
-use crate::realtime::registry::Post;
+use crate::realtime::registry::{InRoom, Post};
 use crate::state::AppState;
 
 /// Enough of a file's start to recognise its type.
@@ -27,10 +40,13 @@ const NAME_MAX_CHARS: usize = 200;
 const UPLOADS_DIR: &str = "uploads";
 /// Multipart framing around the file (boundaries, part headers).
 const FORM_OVERHEAD_BYTES: u64 = 16 * 1024;
+/// 16 bytes: 128 random bits name a file in its URL.
+const TOKEN_BYTES: usize = 16;
+const MB: u64 = 1024 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/rooms/{code}/files", web::post().to(upload))
-        .route("/files/{id}", web::get().to(download));
+        .route("/files/{code}/{token}", web::get().to(download));
 }
 
 async fn upload(
@@ -41,62 +57,68 @@ async fn upload(
     code: web::Path<String>,
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    let max = state.config.max_upload_bytes;
-    if declared_length(&req).is_some_and(|length| length > max + FORM_OVERHEAD_BYTES) {
-        return Err(too_large(max));
-    }
+    auth.require(perm::FILES_UPLOAD)?;
     let code = code.into_inner();
     let room = db::run(&state.pool, move |conn| rooms::get(conn, &code)).await?;
+    require_presence(&state, auth.user.id, &room).await?;
+    count_upload(&state, auth.user.id)?;
+
     let dir = state.config.data_dir.join(UPLOADS_DIR);
     tokio::fs::create_dir_all(&dir).await.map_err(ApiError::internal)?;
+    let allowance = allowance_now(&state, auth.user.id, &dir).await?;
+    if declared_length(&req).is_some_and(|length| length > allowance.bytes.saturating_add(FORM_OVERHEAD_BYTES)) {
+        return Err(allowance.refusal());
+    }
     let stored_as = random_token(18);
-    let partial = dir.join(format!("{stored_as}.part"));
-    let received = match tokio::fs::File::create(&partial).await {
-        Ok(mut file) => receive_file(&mut form, &mut file, max).await,
-        Err(error) => Err(ApiError::internal(error)),
-    };
+    let mut bytes = Uncommitted::new(dir.join(format!("{stored_as}.part")));
+    let mut file = tokio::fs::File::create(bytes.path())
+        .await
+        .map_err(ApiError::internal)?;
     let ReceivedFile {
         name,
         size,
         content_type,
-    } = match received {
-        Ok(received) => received,
-        Err(refusal) => {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(refusal);
-        }
-    };
+    } = receive_file(&mut form, &mut file, allowance.bytes, || allowance.refusal()).await?;
+    drop(file);
     let final_path = dir.join(&stored_as);
-    tokio::fs::rename(&partial, &final_path)
+    tokio::fs::rename(bytes.path(), &final_path)
         .await
         .map_err(ApiError::internal)?;
+    bytes.moved_to(final_path);
+    // Kicked or banned while the bytes came in: the room is closed to them now.
+    require_presence(&state, auth.user.id, &room).await?;
 
     let new = uploads::NewUpload {
         room_id: room.id,
+        room: room.code.clone(),
         user_id: auth.user.id,
         name,
         size: size as i64,
         content_type,
         stored_as,
+        token: random_token(TOKEN_BYTES),
     };
     let event = Event::new("upload")
         .by(auth.user.id, &auth.user.username)
         .ip(&ip.to_string())
         .room(room.code.as_str())
         .details(json!({"name": new.name, "size": new.size, "content_type": new.content_type}));
-    let saved = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
-        let upload = uploads::insert(conn, &new)?;
-        event.record(conn)?;
-        Ok(upload)
+    let config = state.config.clone();
+    let upload = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        db::immediate(conn, |tx| {
+            // Uploads running side by side each passed the first look.
+            let (by_user, total) = uploads::bytes_used(tx, new.user_id)?;
+            let quotas = Allowance::tightest(&config, by_user, total, None);
+            if size > quotas.bytes {
+                return Err(quotas.refusal());
+            }
+            let upload = uploads::insert(tx, &new)?;
+            event.record(tx)?;
+            Ok(upload)
+        })
     })
-    .await;
-    let upload = match saved {
-        Ok(upload) => upload,
-        Err(error) => {
-            let _ = tokio::fs::remove_file(&final_path).await;
-            return Err(error);
-        }
-    };
+    .await?;
+    bytes.keep();
     state.registry.do_send(Post {
         room: RoomInfo {
             code: room.code.clone(),
@@ -108,6 +130,7 @@ async fn upload(
             room: room.code,
             user_id: auth.user.id,
             username: auth.user.username.clone(),
+            display_name: auth.user.display_name.clone(),
             text: upload.name.clone(),
             ip: ip.to_string(),
             nonce: None,
@@ -117,12 +140,203 @@ async fn upload(
     Ok(HttpResponse::Created().json(upload))
 }
 
-fn declared_length(req: &HttpRequest) -> Option<u64> {
+/// Counts an upload (a file or a picture) against UPLOAD_RATE_PER_MIN for
+/// `user`: `RateLimited` past it.
+pub(super) fn count_upload(state: &AppState, user: UserId) -> Result<(), ApiError> {
+    state
+        .uploads
+        .hit(&format!("user:{user}"))
+        .map_err(|refused| ApiError::RateLimited {
+            retry_after_secs: refused.retry_after_secs,
+        })
+}
+
+/// Deletes the partial files of uploads that a crash or a stop cut off: at
+/// startup no upload is under way, so every `.part` file is such a
+/// leftover. Answers how many there were.
+pub fn remove_partial_uploads(data_dir: &Path) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(data_dir.join(UPLOADS_DIR)) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "part") {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Only someone in the room now posts to it: a live socket of theirs joined
+/// to it (a kicked or banned user has none).
+async fn require_presence(state: &AppState, user: UserId, room: &Room) -> Result<(), ApiError> {
+    let present = state
+        .registry
+        .send(InRoom {
+            user,
+            code: room.code.clone(),
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    if present {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// What stops an upload first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    FileSize,
+    UserQuota,
+    TotalQuota,
+    Disk,
+}
+
+/// How many bytes an upload may have, and which limit it would meet: the
+/// tightest of MAX_UPLOAD_MB, the uploader's quota, the server's, and (when
+/// known) the disk's free space above the reserve.
+#[derive(Debug, Clone, Copy)]
+struct Allowance {
+    bytes: u64,
+    limit: Limit,
+    max_upload: u64,
+    user_quota: u64,
+    total_quota: u64,
+}
+
+impl Allowance {
+    /// `used_by_user` and `used_in_all` are bytes stored now; `free` is the
+    /// disk's available space. A quota of 0 is no quota.
+    fn tightest(config: &Config, used_by_user: u64, used_in_all: u64, free: Option<u64>) -> Self {
+        let mut limits = vec![(config.max_upload_bytes, Limit::FileSize)];
+        if config.upload_quota_bytes > 0 {
+            limits.push((config.upload_quota_bytes.saturating_sub(used_by_user), Limit::UserQuota));
+        }
+        if config.upload_total_bytes > 0 {
+            limits.push((config.upload_total_bytes.saturating_sub(used_in_all), Limit::TotalQuota));
+        }
+        if let Some(free) = free {
+            limits.push((free.saturating_sub(config.upload_disk_reserve_bytes), Limit::Disk));
+        }
+        let (bytes, limit) = limits
+            .into_iter()
+            .min_by_key(|(bytes, _)| *bytes)
+            .unwrap_or((config.max_upload_bytes, Limit::FileSize));
+        Self {
+            bytes,
+            limit,
+            max_upload: config.max_upload_bytes,
+            user_quota: config.upload_quota_bytes,
+            total_quota: config.upload_total_bytes,
+        }
+    }
+
+    fn refusal(&self) -> ApiError {
+        match self.limit {
+            Limit::FileSize => too_large(self.max_upload),
+            Limit::UserQuota => ApiError::QuotaExceeded(format!(
+                "your files may take at most {} MB, and this one does not fit",
+                self.user_quota / MB
+            )),
+            Limit::TotalQuota => ApiError::QuotaExceeded(format!(
+                "this server keeps at most {} MB of files, and this one does not fit",
+                self.total_quota / MB
+            )),
+            Limit::Disk => ApiError::InsufficientStorage,
+        }
+    }
+}
+
+/// The allowance of `user` now, from the database and the uploads' disk.
+async fn allowance_now(state: &AppState, user: UserId, dir: &Path) -> Result<Allowance, ApiError> {
+    let (by_user, total) = db::run(&state.pool, move |conn| uploads::bytes_used(conn, user)).await?;
+    let dir = dir.to_owned();
+    let free = web::block(move || rustix::fs::statvfs(&dir))
+        .await?
+        .map_err(ApiError::internal)?;
+    let available = free.f_bavail.saturating_mul(free.f_frsize);
+    Ok(Allowance::tightest(&state.config, by_user, total, Some(available)))
+}
+
+/// The bytes of an upload until they are committed: deleted when this is
+/// dropped, which covers every failure, and a client gone mid-upload too
+/// (its handler future is dropped), unless [`Uncommitted::keep`] came first.
+struct Uncommitted {
+    path: Option<PathBuf>,
+}
+
+impl Uncommitted {
+    fn new(path: PathBuf) -> Self {
+        Self { path: Some(path) }
+    }
+
+    fn path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new(""))
+    }
+
+    fn moved_to(&mut self, path: PathBuf) {
+        self.path = Some(path);
+    }
+
+    fn keep(mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for Uncommitted {
+    fn drop(&mut self) {
+        let Some(path) = self.path.take() else {
+            return;
+        };
+        let remove = move || {
+            if let Err(error) = std::fs::remove_file(&path) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(%error, path = %path.display(), "cannot remove a failed upload");
+                }
+            }
+        };
+        // Off the worker thread: the server always runs inside a runtime.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
+}
+
+pub(super) fn declared_length(req: &HttpRequest) -> Option<u64> {
     req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 fn too_large(max: u64) -> ApiError {
-    ApiError::TooLarge(format!("a file is at most {} MB", max / (1024 * 1024)))
+    ApiError::TooLarge(format!("a file is at most {} MB", max / MB))
+}
+
+/// The form's `file` part; any other part is refused.
+pub(super) async fn file_field(form: &mut Multipart) -> Result<Field, ApiError> {
+    match form.next().await {
+        Some(Ok(field)) if field.name() == Some("file") => Ok(field),
+        Some(Ok(field)) => Err(ApiError::bad_request(format!(
+            "unexpected form field {:?}: send one field named \"file\"",
+            field.name().unwrap_or("")
+        ))),
+        Some(Err(error)) => Err(multipart_error(error)),
+        None => Err(ApiError::bad_request("the form has no field named \"file\"")),
+    }
+}
+
+pub(super) fn multipart_error(error: MultipartError) -> ApiError {
+    match error {
+        MultipartError::ContentTypeMissing | MultipartError::ContentTypeIncompatible => {
+            ApiError::UnsupportedType("send the file as multipart/form-data".into())
+        }
+        other => ApiError::bad_request(format!("the upload could not be read: {other}")),
+    }
 }
 
 /// A file taken from an upload form.
@@ -136,12 +350,13 @@ pub struct ReceivedFile {
 }
 
 /// Copies the form's one `file` part into `out`: refused when the form is
-/// malformed, the file is empty or over `max` bytes, or its content is not
-/// a type we accept.
+/// malformed, the file is empty or its content not a type we accept, and
+/// with `over_limit`'s error past `limit` bytes.
 pub async fn receive_file(
     form: &mut Multipart,
     out: &mut (impl AsyncWrite + Unpin),
-    max: u64,
+    limit: u64,
+    over_limit: impl Fn() -> ApiError,
 ) -> Result<ReceivedFile, ApiError> {
     let mut field = file_field(form).await?;
     let name = clean_name(
@@ -151,7 +366,7 @@ pub async fn receive_file(
             .unwrap_or(""),
     );
     let declared_type = field.content_type().map(|m| m.essence_str().to_owned());
-    let (size, head) = copy_field(&mut field, out, max).await?;
+    let (size, head) = copy_field(&mut field, out, limit, over_limit).await?;
     let content_type = recognise(&head, declared_type.as_deref()).ok_or_else(|| {
         ApiError::UnsupportedType("accepted: PNG, JPEG, GIF, WebP, WebM, Ogg, MP3, WAV, M4A, PDF and plain text".into())
     })?;
@@ -162,42 +377,21 @@ pub async fn receive_file(
     })
 }
 
-/// The form's `file` part; any other part is refused.
-async fn file_field(form: &mut Multipart) -> Result<Field, ApiError> {
-    match form.next().await {
-        Some(Ok(field)) if field.name() == Some("file") => Ok(field),
-        Some(Ok(field)) => Err(ApiError::bad_request(format!(
-            "unexpected form field {:?}: send one field named \"file\"",
-            field.name().unwrap_or("")
-        ))),
-        Some(Err(error)) => Err(multipart_error(error)),
-        None => Err(ApiError::bad_request("the form has no field named \"file\"")),
-    }
-}
-
-fn multipart_error(error: MultipartError) -> ApiError {
-    match error {
-        MultipartError::ContentTypeMissing | MultipartError::ContentTypeIncompatible => {
-            ApiError::UnsupportedType("send the file as multipart/form-data".into())
-        }
-        other => ApiError::bad_request(format!("the upload could not be read: {other}")),
-    }
-}
-
-/// Writes the field to `out`, refusing it past `max` bytes: its size and
+/// Writes the field to `out`, refusing it past `limit` bytes: its size and
 /// its first bytes.
 async fn copy_field(
     field: &mut Field,
     out: &mut (impl AsyncWrite + Unpin),
-    max: u64,
+    limit: u64,
+    over_limit: impl Fn() -> ApiError,
 ) -> Result<(u64, Vec<u8>), ApiError> {
     let mut size = 0u64;
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(multipart_error)?;
         size += chunk.len() as u64;
-        if size > max {
-            return Err(too_large(max));
+        if size > limit {
+            return Err(over_limit());
         }
         if head.len() < SNIFF_BYTES {
             let take = (SNIFF_BYTES - head.len()).min(chunk.len());
@@ -214,7 +408,7 @@ async fn copy_field(
 
 /// The type to store and serve, from the file's first bytes. The declared
 /// type only tells a WebM voice note (audio) from a WebM video.
-fn recognise(head: &[u8], declared: Option<&str>) -> Option<String> {
+pub(super) fn recognise(head: &[u8], declared: Option<&str>) -> Option<String> {
     let served = match infer::get(head).map(|kind| kind.mime_type()) {
         Some(known @ ("image/png" | "image/jpeg" | "image/gif" | "image/webp" | "audio/ogg" | "audio/mpeg")) => known,
         Some("audio/opus") => "audio/ogg",
@@ -263,16 +457,21 @@ fn clean_name(raw: &str) -> String {
     }
 }
 
-/// Serves a file to signed-in users: images, audio and video inline with
-/// their own type, everything else as a download; sandboxed either way.
+/// Serves a file to whoever names its room and token (or holds
+/// `admin.messages`): images, audio and video inline with their own type,
+/// everything else as a download; sandboxed either way. Any other request,
+/// a wrong room included, is 404, so nothing tells a guess that it was close.
 async fn download(
     req: HttpRequest,
     state: web::Data<AppState>,
-    _auth: Auth,
-    id: web::Path<i64>,
+    auth: Auth,
+    path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let upload = db::run(&state.pool, move |conn| uploads::get(conn, id)).await?;
+    let (code, token) = path.into_inner();
+    let upload = db::run(&state.pool, move |conn| uploads::by_token(conn, &token)).await?;
+    if upload.room.as_str() != code && !auth.user.can(perm::ADMIN_MESSAGES) {
+        return Err(ApiError::NotFound);
+    }
     let path = state.config.data_dir.join(UPLOADS_DIR).join(&upload.stored_as);
     let file = web::block(move || NamedFile::open(path))
         .await?
@@ -306,6 +505,70 @@ async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let mut settings = Settings::default();
+        for (key, value) in pairs {
+            settings.set(key, *value).unwrap();
+        }
+        Config::from_settings(&settings).unwrap()
+    }
+
+    #[test]
+    fn the_tightest_limit_decides() {
+        let c = config(&[
+            ("MAX_UPLOAD_MB", "50"),
+            ("UPLOAD_QUOTA_MB", "100"),
+            ("UPLOAD_TOTAL_MB", "1000"),
+        ]);
+        let fresh = Allowance::tightest(&c, 0, 0, Some(u64::MAX));
+        assert_eq!((fresh.bytes, fresh.limit), (50 * MB, Limit::FileSize));
+        let nearly_full = Allowance::tightest(&c, 90 * MB, 90 * MB, Some(u64::MAX));
+        assert_eq!((nearly_full.bytes, nearly_full.limit), (10 * MB, Limit::UserQuota));
+        let server_full = Allowance::tightest(&c, 0, 1000 * MB, Some(u64::MAX));
+        assert_eq!((server_full.bytes, server_full.limit), (0, Limit::TotalQuota));
+        let disk = Allowance::tightest(&c, 0, 0, Some(101 * MB));
+        assert_eq!((disk.bytes, disk.limit), (MB, Limit::Disk), "100 MB stay in reserve");
+        assert!(matches!(disk.refusal(), ApiError::InsufficientStorage));
+        assert!(matches!(nearly_full.refusal(), ApiError::QuotaExceeded(_)));
+        assert!(matches!(fresh.refusal(), ApiError::TooLarge(_)));
+    }
+
+    #[test]
+    fn a_quota_of_zero_is_no_quota() {
+        let c = config(&[
+            ("UPLOAD_QUOTA_MB", "0"),
+            ("UPLOAD_TOTAL_MB", "0"),
+            ("UPLOAD_DISK_RESERVE_MB", "0"),
+        ]);
+        let allowance = Allowance::tightest(&c, u64::MAX / 2, u64::MAX / 2, None);
+        assert_eq!(allowance.limit, Limit::FileSize);
+    }
+
+    #[test]
+    fn leftover_partial_uploads_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(remove_partial_uploads(dir.path()).unwrap(), 0, "no uploads folder yet");
+        let uploads = dir.path().join(UPLOADS_DIR);
+        std::fs::create_dir(&uploads).unwrap();
+        std::fs::write(uploads.join("cut-off.part"), b"x").unwrap();
+        std::fs::write(uploads.join("complete"), b"x").unwrap();
+        assert_eq!(remove_partial_uploads(dir.path()).unwrap(), 1);
+        assert!(uploads.join("complete").exists());
+    }
+
+    #[test]
+    fn uncommitted_bytes_are_removed_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dropped, kept) = (dir.path().join("a.part"), dir.path().join("b"));
+        std::fs::write(&dropped, b"x").unwrap();
+        std::fs::write(&kept, b"x").unwrap();
+        drop(Uncommitted::new(dropped.clone()));
+        Uncommitted::new(kept.clone()).keep();
+        assert!(!dropped.exists());
+        assert!(kept.exists());
+    }
 
     #[test]
     fn names_lose_their_paths_and_control_characters() {

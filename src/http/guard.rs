@@ -1,5 +1,5 @@
 //! Middleware every request passes: security headers on every response, and
-//! the CSRF and Origin checks on state-changing requests.
+//! the CSRF and Origin checks on state-changing requests, whatever their path.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -14,9 +14,19 @@ use crate::state::AppState;
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// These create the session, so there is no token to send yet; the Origin
-/// check still applies to them (login CSRF).
-const CSRF_EXEMPT: &[&str] = &["/api/auth/login", "/api/auth/register", "/api/auth/guest"];
+/// These create the session, or act by a one-time link that may be opened
+/// in any browser (signed in as someone else, or not at all), so there is
+/// no token to send; the Origin check still applies to them (login CSRF).
+/// Compared with the path as the router reads it (see [`routed_path`]); add
+/// an endpoint here to exempt it.
+const CSRF_EXEMPT: &[&str] = &[
+    "/api/auth/login",
+    "/api/auth/register",
+    "/api/auth/guest",
+    "/api/auth/verify-email",
+    "/api/auth/password-reset",
+    "/api/auth/password-reset/confirm",
+];
 
 /// Security headers for every response. The CSP allows only this origin's
 /// scripts, styles and sockets: no inline script or style anywhere.
@@ -55,6 +65,14 @@ pub async fn csrf(
     Ok(next.call(req).await?.map_into_left_body())
 }
 
+/// The path the router matches: percent-decoded, but for `%2F`, `%25` and
+/// `%2B`, which it keeps encoded. The raw `req.path()` would let
+/// `/%61pi/auth/login` look unexempt and `/%61pi/me/username` look foreign
+/// while the router serves them as the real thing.
+fn routed_path(req: &ServiceRequest) -> &str {
+    req.match_info().as_str()
+}
+
 fn is_state_changing(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
 }
@@ -68,12 +86,12 @@ fn check(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> {
         None if headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site") => return Err(ApiError::Csrf),
         None => {}
     }
-    if !req.path().starts_with("/api/") || CSRF_EXEMPT.contains(&req.path()) {
-        return Ok(());
-    }
     let Some(session) = req.cookie(COOKIE) else {
         return Ok(());
     };
+    if CSRF_EXEMPT.contains(&routed_path(req)) {
+        return Ok(());
+    }
     let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     if constant_time_eq(sent, &csrf_token(state.secret.expose(), session.value())) {
         Ok(())

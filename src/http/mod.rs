@@ -2,15 +2,20 @@
 //! extractor settings that turn bad input into the contract's 4xx errors;
 //! the middleware that every response passes through.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod avatars;
 pub mod client_ip;
 pub mod files;
 pub mod guard;
 pub mod health;
+pub mod limits;
 pub mod me;
+pub mod me_sessions;
 pub mod pages;
 pub mod rooms;
+pub mod totp;
 pub mod upgrade;
 pub mod ws;
 
@@ -28,7 +33,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(query_config())
         .app_data(path_config());
     auth::configure(cfg);
+    account::configure(cfg);
     me::configure(cfg);
+    me_sessions::configure(cfg);
+    avatars::configure(cfg);
+    totp::configure(cfg);
     rooms::configure(cfg);
     files::configure(cfg);
     ws::configure(cfg);

@@ -24,6 +24,8 @@ const PAGES: &[(&str, &str)] = &[
     ("/room/{code}", "room.html"),
     ("/profile", "profile.html"),
     ("/admin", "admin.html"),
+    ("/verify-email", "verify-email.html"),
+    ("/reset-password", "reset-password.html"),
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -37,6 +37,7 @@ async fn create(
     body: web::Json<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ROOMS_CREATE)?;
+    auth.require_room_access(&state)?;
     let name = validate::display_name(&body.name, "room name")?;
     let ip = ip.to_string();
     let room = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
@@ -91,10 +92,11 @@ pub struct PageQuery {
 /// than ID, oldest first.
 async fn messages_page(
     state: web::Data<AppState>,
-    _auth: Auth,
+    auth: Auth,
     code: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    auth.require_room_access(&state)?;
     let code = RoomCode(code.into_inner());
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let before = query.before;

@@ -9,8 +9,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::client_ip::{ClientIp, UserAgent};
 use super::upgrade;
 use crate::auth::session::{Auth, COOKIE};
-use crate::auth::signin::refuse_banned;
-use crate::db;
 use crate::error::ApiError;
 use crate::realtime::registry::CountFor;
 use crate::realtime::session;
@@ -37,13 +35,10 @@ async fn open(
         .cookie(COOKIE)
         .map(|c| c.value().to_owned())
         .ok_or(ApiError::Forbidden)?;
-    let auth = Auth::resume(&state, token).await?.ok_or(ApiError::Forbidden)?;
-    let (ip, user) = (ip.to_string(), auth.user.id);
-    let banned_check_ip = ip.clone();
-    db::run(&state.pool, move |conn| {
-        refuse_banned(conn, Some(user), &banned_check_ip)
-    })
-    .await?;
+    let ip = ip.to_string();
+    let auth = Auth::resume(&state, token, ip.clone(), agent.0.clone())
+        .await?
+        .ok_or(ApiError::Forbidden)?;
     within_connection_limits(&state, &auth, &ip).await?;
     let env = state.session_env.clone();
     upgrade::accept(&req, move |stream, early| {

@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha1::Sha1;
 
-use crate::config::{Config, TurnAuth, TurnConfig};
+use crate::config::{Config, IceTransportPolicy, TurnAuth, TurnConfig};
 use crate::ids::UserId;
 
 /// The STUN and TURN settings, as sessions need them.
@@ -18,6 +18,8 @@ use crate::ids::UserId;
 pub struct IceConfig {
     pub stun_urls: Vec<String>,
     pub turn: Option<TurnConfig>,
+    /// ICE_TRANSPORT_POLICY, told to the client in `hello`.
+    pub transport_policy: IceTransportPolicy,
 }
 
 impl From<&Config> for IceConfig {
@@ -25,6 +27,7 @@ impl From<&Config> for IceConfig {
         Self {
             stun_urls: config.stun_urls.clone(),
             turn: config.turn.clone(),
+            transport_policy: config.ice_transport_policy,
         }
     }
 }

@@ -8,6 +8,7 @@ use actix::Message;
 use bytestring::ByteString;
 
 use super::protocol::RoomInfo;
+use crate::db::users::User;
 
 /// A frame to write to this socket (already encoded, often shared).
 #[derive(Message)]
@@ -25,6 +26,11 @@ pub enum Control {
     Banned { reason: String },
     /// An admin moves this session: `moved`, then `joined` for the new room.
     MoveTo { room: RoomInfo, room_id: i64 },
+    /// The user's authority, name or picture changed: the session acts on
+    /// the fresh record from now on, tells the client with a `user` frame,
+    /// and its room the others (`member_updated`) when the name or picture
+    /// changed.
+    Reauthorized { user: User },
     /// The server is stopping: an `error` frame with the reason, then close 1012.
     ServerStopping { reason: String },
 }

@@ -10,7 +10,7 @@ use actix::{Actor, Context, Handler, Message, Recipient};
 use bytestring::ByteString;
 
 use super::messages::{Control, Deliver};
-use super::protocol::{LiveSession, ServerMsg};
+use super::protocol::{error_frame, LiveSession, ProtocolError, ServerMsg};
 use crate::ids::SessionId;
 
 /// A change in the registry.
@@ -30,6 +30,14 @@ pub struct Watch {
     pub deliver: Recipient<Deliver>,
     pub control: Recipient<Control>,
     pub snapshot: ByteString,
+}
+
+/// A watcher lost `sessions.view`: it is dropped and told `forbidden`
+/// before the next change goes out.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unwatch {
+    pub sid: SessionId,
 }
 
 struct Watcher {
@@ -95,5 +103,19 @@ impl Handler<Watch> for AdminMonitor {
                 control: msg.control,
             },
         );
+    }
+}
+
+impl Handler<Unwatch> for AdminMonitor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unwatch, _: &mut Context<Self>) {
+        if let Some(watcher) = self.watchers.remove(&msg.sid) {
+            let notice = ProtocolError::new(
+                "forbidden",
+                "watching sessions needs sessions.view, which you no longer hold",
+            );
+            watcher.deliver.do_send(Deliver(error_frame(&notice)));
+        }
     }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::IceTransportPolicy;
 use crate::db::users::User;
 use crate::ids::{RoomCode, SessionId, UserId};
 
@@ -17,6 +18,9 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub const MAX_CHAT_CHARS: usize = 4000;
 /// A client's nonce is echoed back, so it is kept short.
 pub const MAX_NONCE_CHARS: usize = 128;
+/// A `signal`'s data, JSON-encoded: an SDP offer with its candidates fits
+/// with room to spare.
+pub const MAX_SIGNAL_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -86,6 +90,7 @@ pub struct Member {
     pub guest: bool,
     pub in_voice: bool,
     pub muted: bool,
+    pub avatar_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,6 +116,7 @@ pub struct LiveSession {
     pub muted: bool,
     pub connected_at: DateTime<Utc>,
     pub user_agent: String,
+    pub avatar_url: Option<String>,
 }
 
 /// Every server frame but `joined`, which the room puts together from the
@@ -122,12 +128,17 @@ pub enum ServerMsg<'a> {
         sid: &'a SessionId,
         user: &'a User,
         ice_servers: &'a [Value],
+        ice_transport_policy: IceTransportPolicy,
     },
     MemberJoined {
         member: &'a Member,
     },
     MemberLeft {
         sid: &'a SessionId,
+    },
+    /// A member's name or picture changed: their entry as it is now.
+    MemberUpdated {
+        member: &'a Member,
     },
     VoiceState {
         sid: &'a SessionId,
@@ -159,6 +170,11 @@ pub enum ServerMsg<'a> {
     },
     Moved {
         room: &'a RoomInfo,
+    },
+    /// The user's roles, permissions, admin flag, name or picture changed:
+    /// the fresh record.
+    User {
+        user: &'a User,
     },
     Error {
         code: &'a str,

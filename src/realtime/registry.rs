@@ -1,9 +1,9 @@
 //! The SessionRegistry actor owns who is connected where: every live
 //! WebSocket session (user, IP, user agent, room, voice state) and the
-//! directory of live room actors. Admin control (kick, move, ban) acts
-//! through it, and the admin monitor hears every change from it. Sessions
-//! are held by the recipient of their [`Control`]; rooms, which it starts,
-//! by address.
+//! directory of live room actors. Admin control (kick, move, ban, changes
+//! of authority) acts through it, and the admin monitor hears every change
+//! from it. Sessions are held by the recipient of their [`Control`]; rooms,
+//! which it starts, by address.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,9 +14,12 @@ use super::messages::{Control, Deliver};
 use super::monitor::{self, AdminMonitor, RegistryEvent};
 use super::protocol::{LiveSession, RoomInfo, ServerMsg};
 use super::room::{self, Room, RoomIdle, SlowMember};
+use crate::auth::perm;
+use crate::db::users::User;
 use crate::db::writer::Writer;
 use crate::db::Pool;
 use crate::ids::{RoomCode, SessionId, UserId};
+use crate::ip_scope;
 use crate::metrics::Metrics;
 
 /// A session connected; it is live until [`Disconnect`].
@@ -79,6 +82,14 @@ pub struct Watch {
     pub deliver: Recipient<Deliver>,
 }
 
+/// A watching session lost `sessions.view`: the monitor drops it. Sent by
+/// the session itself, so it follows any `Watch` that session sent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unwatch {
+    pub sid: SessionId,
+}
+
 /// Every live session, for the admin API.
 #[derive(Message)]
 #[rtype(result = "Vec<LiveSession>")]
@@ -88,6 +99,15 @@ pub struct Snapshot;
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct CountInRoom {
+    pub code: RoomCode,
+}
+
+/// True when `user` has a live socket in room `code` now: the test for
+/// posting to a room from outside the socket (an upload).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct InRoom {
+    pub user: UserId,
     pub code: RoomCode,
 }
 
@@ -106,7 +126,8 @@ pub enum Target {
     User(UserId),
     /// Every socket opened with one login session (logout ends them).
     Login(i64),
-    /// Every session of a user, and every session from an address.
+    /// Every session of a user, and every session from an address's ban
+    /// scope (crate::ip_scope: IPv6 by /64).
     Banned {
         user: Option<UserId>,
         ip: Option<String>,
@@ -136,6 +157,23 @@ pub struct Move {
 pub struct Shutdown {
     pub reason: String,
 }
+
+/// These users' roles, permissions, admin flag, name or picture changed
+/// (committed): their sockets act on the fresh records at once, and their
+/// admin watchers that lost `sessions.view` are dropped before the next
+/// change goes out. Send it and await it, so the change is in force when
+/// the request answers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AuthorityChanged {
+    pub users: Vec<User>,
+}
+
+/// Retention deleted messages: every live room reloads the history it
+/// keeps, so joiners are not sent what is gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MessagesExpired;
 
 struct Entry {
     live: LiveSession,
@@ -190,13 +228,30 @@ impl SessionRegistry {
             .clone()
     }
 
+    /// Takes `user`'s name and picture into their live sessions, telling
+    /// the watchers of each one that changed.
+    fn rename(&mut self, user: &User) {
+        let mut changed = Vec::new();
+        for entry in self.sessions.values_mut().filter(|e| e.live.user.id == user.id) {
+            if entry.live.user.username != user.username || entry.live.avatar_url != user.avatar_url {
+                entry.live.user.username = user.username.clone();
+                entry.live.avatar_url = user.avatar_url.clone();
+                changed.push(entry.live.sid.clone());
+            }
+        }
+        for sid in &changed {
+            self.publish(sid);
+        }
+    }
+
     fn matches(entry: &Entry, target: &Target) -> bool {
         match target {
             Target::Session(sid) => entry.live.sid == *sid,
             Target::User(user) => entry.live.user.id == *user,
             Target::Login(login) => entry.login_session == *login,
             Target::Banned { user, ip } => {
-                user.is_some_and(|u| u == entry.live.user.id) || ip.as_deref().is_some_and(|ip| ip == entry.live.ip)
+                user.is_some_and(|u| u == entry.live.user.id)
+                    || ip.as_deref().is_some_and(|ip| ip_scope::covers(ip, &entry.live.ip))
             }
         }
     }
@@ -329,6 +384,16 @@ impl Handler<Watch> for SessionRegistry {
     }
 }
 
+impl Handler<Unwatch> for SessionRegistry {
+    type Result = ();
+
+    /// Behind any `Watch` the session sent before it, on the way to the
+    /// monitor.
+    fn handle(&mut self, msg: Unwatch, _: &mut Context<Self>) {
+        self.monitor.do_send(monitor::Unwatch { sid: msg.sid });
+    }
+}
+
 impl Handler<Snapshot> for SessionRegistry {
     type Result = MessageResult<Snapshot>;
 
@@ -347,6 +412,16 @@ impl Handler<CountInRoom> for SessionRegistry {
             .values()
             .filter(|e| e.live.room.as_ref() == Some(&msg.code))
             .count()
+    }
+}
+
+impl Handler<InRoom> for SessionRegistry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: InRoom, _: &mut Context<Self>) -> bool {
+        self.sessions
+            .values()
+            .any(|e| e.live.user.id == msg.user && e.live.room.as_ref() == Some(&msg.code))
     }
 }
 
@@ -402,6 +477,36 @@ impl Handler<Shutdown> for SessionRegistry {
             });
         }
         self.sessions.len()
+    }
+}
+
+impl Handler<AuthorityChanged> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: AuthorityChanged, _: &mut Context<Self>) {
+        for user in msg.users {
+            let may_watch = user.can(perm::SESSIONS_VIEW);
+            for entry in self.sessions.values().filter(|e| e.live.user.id == user.id) {
+                if !may_watch {
+                    // Ahead of any later event in the monitor's mailbox.
+                    self.monitor.do_send(monitor::Unwatch {
+                        sid: entry.live.sid.clone(),
+                    });
+                }
+                entry.control.do_send(Control::Reauthorized { user: user.clone() });
+            }
+            self.rename(&user);
+        }
+    }
+}
+
+impl Handler<MessagesExpired> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: MessagesExpired, _: &mut Context<Self>) {
+        for room in self.rooms.values() {
+            room.do_send(room::ReloadHistory);
+        }
     }
 }
 

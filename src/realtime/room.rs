@@ -6,8 +6,9 @@
 //! writer thread and fanned out only after its commit. Started by the
 //! registry on first entry; it tells whoever started it when it has been
 //! empty for a while ([`RoomIdle`]) and when a member cannot keep up
-//! ([`SlowMember`]), and stops when told to. It knows members only by the
-//! recipient of their frames.
+//! ([`SlowMember`]), and stops when told to. After retention deleted
+//! messages it reloads its history from the database ([`ReloadHistory`]).
+//! It knows members only by the recipient of their frames.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -43,6 +44,13 @@ pub struct Join {
 #[rtype(result = "()")]
 pub struct Leave {
     pub sid: SessionId,
+}
+
+/// A member's name or picture changed; everyone is sent `member_updated`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MemberUpdated {
+    pub member: Member,
 }
 
 /// A chat message to store, then deliver to everyone in the room.
@@ -104,6 +112,12 @@ pub struct SlowMember {
     pub sid: SessionId,
 }
 
+/// Messages were deleted (retention): the kept history is reloaded from the
+/// database before anything else is handled.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReloadHistory;
+
 /// The registry agreed the room is idle: stop.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -133,7 +147,8 @@ pub struct Room {
     seats: BTreeMap<u64, Seat>,
     seat_of: HashMap<SessionId, u64>,
     next_seq: u64,
-    history: VecDeque<ByteString>,
+    /// The last messages, oldest first: each one's id and encoding.
+    history: VecDeque<(i64, ByteString)>,
     /// `history` as one JSON array, built when a joiner first needs it.
     history_json: Option<String>,
     idle: Recipient<RoomIdle>,
@@ -215,6 +230,10 @@ impl Room {
         }
     }
 
+    fn refuse_relay(&self, from: &SessionId, code: &'static str, message: &str) {
+        self.send_to(from, error_frame(&ProtocolError::new(code, message)));
+    }
+
     fn remove(&mut self, sid: &SessionId) {
         let Some(seq) = self.seat_of.remove(sid) else {
             return;
@@ -228,7 +247,9 @@ impl Room {
     /// the encodings the room keeps rather than serialised afresh.
     fn joined_frame(&mut self) -> ByteString {
         let history = &self.history;
-        let history = self.history_json.get_or_insert_with(|| json_array(history));
+        let history = self
+            .history_json
+            .get_or_insert_with(|| json_array(history.iter().map(|(_, text)| text)));
         let room = encode(&self.info);
         let members: usize = self.seats.values().map(|s| s.encoded.len() + 1).sum();
         let mut frame = String::with_capacity(48 + room.len() + members + history.len());
@@ -255,12 +276,37 @@ impl Room {
             .store_message(message, move |outcome| room.do_send(Stored { sid, outcome }))
     }
 
-    fn remember(&mut self, text: ByteString) {
+    /// Keeps a stored message. One the history already holds is not kept
+    /// twice: a reload may have read it before its `Stored` came.
+    fn remember(&mut self, id: i64, text: ByteString) {
+        let mut newer_or_same = self.history.iter().rev().take_while(|(kept, _)| *kept >= id);
+        if newer_or_same.any(|(kept, _)| *kept == id) {
+            return;
+        }
         if self.history.len() == HISTORY_ON_JOIN {
             self.history.pop_front();
         }
-        self.history.push_back(text);
+        self.history.push_back((id, text));
         self.history_json = None;
+    }
+
+    /// Replaces the kept history with the room's last messages in the
+    /// database. Waits, so no join is answered from the old history.
+    fn load_history(&mut self, ctx: &mut Context<Self>) {
+        let (pool, id) = (self.pool.clone(), self.id);
+        let load = async move {
+            db::run(&pool, move |conn| {
+                messages::page(conn, id, None, HISTORY_ON_JOIN as u32)
+            })
+            .await
+        };
+        ctx.wait(load.into_actor(self).map(|loaded, room, _| match loaded {
+            Ok(recent) => {
+                room.history = recent.iter().map(|m| (m.id, encode(m))).collect();
+                room.history_json = None;
+            }
+            Err(error) => tracing::error!(%error, room = %room.info.code, "cannot load the room's history"),
+        }));
     }
 
     fn schedule_idle_check(&mut self, ctx: &mut Context<Self>) {
@@ -295,23 +341,8 @@ impl Actor for Room {
 
     /// Loads the recent history before handling any join.
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let (pool, id) = (self.pool.clone(), self.id);
-        let load = async move {
-            db::run(&pool, move |conn| {
-                messages::page(conn, id, None, HISTORY_ON_JOIN as u32)
-            })
-            .await
-        };
-        ctx.wait(load.into_actor(self).map(|loaded, room, ctx| {
-            match loaded {
-                Ok(recent) => {
-                    room.history.extend(recent.iter().map(encode));
-                    room.history_json = None;
-                }
-                Err(error) => tracing::error!(%error, room = %room.info.code, "cannot load the room's history"),
-            }
-            room.schedule_idle_check(ctx);
-        }));
+        self.load_history(ctx);
+        self.schedule_idle_check(ctx);
     }
 }
 
@@ -339,6 +370,24 @@ impl Handler<Leave> for Room {
     fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
         self.remove(&msg.sid);
         self.schedule_idle_check(ctx);
+    }
+}
+
+impl Handler<MemberUpdated> for Room {
+    type Result = ();
+
+    /// Takes the member's new name and picture; the voice state stays the
+    /// room's own.
+    fn handle(&mut self, msg: MemberUpdated, _: &mut Context<Self>) {
+        let Some(seat) = self.seat_mut(&msg.member.sid) else {
+            return;
+        };
+        seat.member.username = msg.member.username;
+        seat.member.display_name = msg.member.display_name;
+        seat.member.avatar_url = msg.member.avatar_url;
+        seat.encoded = encode(&seat.member);
+        let frame = ServerMsg::MemberUpdated { member: &seat.member }.encode();
+        self.broadcast(&frame, None);
     }
 }
 
@@ -373,7 +422,7 @@ impl Handler<Stored> for Room {
         match msg.outcome {
             Ok(message) => {
                 let text = encode(&message);
-                self.remember(text.clone());
+                self.remember(message.id, text.clone());
                 self.broadcast(&text, None);
             }
             Err(error) => {
@@ -410,23 +459,37 @@ impl Handler<Voice> for Room {
 impl Handler<Relay> for Room {
     type Result = ();
 
-    /// Passes signalling only between two members of this room.
+    /// Passes signalling only between two members of this room who are both
+    /// in voice: a member who never joined voice cannot open a connection
+    /// to someone's microphone, nor be called without having joined.
     fn handle(&mut self, msg: Relay, _: &mut Context<Self>) {
-        let both_here = self.seat_of.contains_key(&msg.from) && msg.from != msg.to;
-        match self.seat(&msg.to).filter(|_| both_here) {
-            Some(seat) => {
-                let frame = ServerMsg::Signal {
-                    from: &msg.from,
-                    data: &msg.data,
-                }
-                .encode();
-                let _ = seat.deliver.try_send(Deliver(frame));
-            }
-            None => {
-                let refused = ProtocolError::new("not_in_room", "that session is not in your room");
-                self.send_to(&msg.from, error_frame(&refused));
-            }
+        let (Some(from), Some(to)) = (self.seat(&msg.from), self.seat(&msg.to)) else {
+            return self.refuse_relay(&msg.from, "not_in_room", "that session is not in your room");
+        };
+        if msg.from == msg.to {
+            return self.refuse_relay(&msg.from, "not_in_room", "that session is not in your room");
         }
+        if !(from.member.in_voice && to.member.in_voice) {
+            return self.refuse_relay(
+                &msg.from,
+                "not_in_voice",
+                "signals pass only between two members in voice",
+            );
+        }
+        let frame = ServerMsg::Signal {
+            from: &msg.from,
+            data: &msg.data,
+        }
+        .encode();
+        let _ = to.deliver.try_send(Deliver(frame));
+    }
+}
+
+impl Handler<ReloadHistory> for Room {
+    type Result = ();
+
+    fn handle(&mut self, _: ReloadHistory, ctx: &mut Context<Self>) {
+        self.load_history(ctx);
     }
 }
 
@@ -491,6 +554,7 @@ mod tests {
                 room: RoomCode::lobby(),
                 user_id: lobby.user,
                 username: "guest-talker".into(),
+                display_name: "Talker".into(),
                 text: text.into(),
                 ip: "127.0.0.1".into(),
                 nonce: None,

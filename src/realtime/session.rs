@@ -25,13 +25,14 @@ use super::limits::{Flood, TokenBucket};
 use super::messages::{Control, Deliver};
 use super::protocol::{
     error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction,
-    MAX_CHAT_CHARS, MAX_NONCE_CHARS,
+    MAX_CHAT_CHARS, MAX_NONCE_CHARS, MAX_SIGNAL_BYTES,
 };
-use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, SessionRegistry, VoiceChanged, Watch};
+use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, SessionRegistry, Unwatch, VoiceChanged, Watch};
 use super::room::{self, Room};
 use super::socket::{Ending, Incoming, Read, Socket};
 use crate::auth::perm;
 use crate::auth::session::Auth;
+use crate::auth::signin::must_verify_first;
 use crate::auth::tokens::random_token;
 use crate::db::users::User;
 use crate::db::writer::Writer;
@@ -71,6 +72,8 @@ pub struct SessionEnv {
     pub chat_burst: u32,
     /// WS_OUTBOX_KB, in bytes: what may wait for one socket.
     pub outbox_bytes: usize,
+    /// REQUIRE_VERIFIED_EMAIL: unverified accounts may not join rooms.
+    pub require_verified_email: bool,
     /// The thread where the registry and the rooms run: sessions run there
     /// too, so a room's fan-out never crosses threads.
     pub live: ArbiterHandle,
@@ -190,6 +193,26 @@ impl ActorFuture<WsSession> for FlushTurn {
     }
 }
 
+/// The length of `data` as JSON, counted without building the text.
+fn encoded_len(data: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a Value to a counter cannot fail; were it to, count it as too big.
+    match serde_json::to_writer(&mut count, data) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 impl WsSession {
     fn send(&mut self, ctx: &mut Ctx, frame: ServerMsg<'_>) {
         self.queue(ctx, frame.encode());
@@ -306,6 +329,7 @@ impl WsSession {
             guest: self.user.guest,
             in_voice: self.in_voice,
             muted: self.muted,
+            avatar_url: self.user.avatar_url.clone(),
         }
     }
 
@@ -322,6 +346,7 @@ impl WsSession {
             muted: self.muted,
             connected_at: Utc::now(),
             user_agent: self.user_agent.clone(),
+            avatar_url: self.user.avatar_url.clone(),
         }
     }
 
@@ -331,6 +356,7 @@ impl WsSession {
             sid: &self.sid,
             user: &self.user,
             ice_servers: &ice_servers,
+            ice_transport_policy: self.env.ice.transport_policy,
         }
         .encode();
         self.queue(ctx, hello);
@@ -425,6 +451,12 @@ impl WsSession {
                 ProtocolError::new("bad_request", "a room code has 1 to 64 characters"),
             );
         }
+        if must_verify_first(self.env.require_verified_email, &self.user) {
+            return self.refuse(
+                ctx,
+                ProtocolError::new("email_unverified", "confirm your email address first, then join"),
+            );
+        }
         let pool = self.env.pool.clone();
         let lookup = async move { db::run(&pool, move |conn| rooms::get(conn, &code)).await };
         // Waiting holds later frames back, so a chat sent right after a join
@@ -516,6 +548,7 @@ impl WsSession {
                 room: room.info.code.clone(),
                 user_id: self.user.id,
                 username: self.user.username.clone(),
+                display_name: self.user.display_name.clone(),
                 text,
                 ip: self.ip.clone(),
                 nonce,
@@ -549,6 +582,9 @@ impl WsSession {
     }
 
     fn relay(&mut self, to: SessionId, data: Value, ctx: &mut Ctx) {
+        if encoded_len(&data) > MAX_SIGNAL_BYTES {
+            return self.refuse(ctx, ProtocolError::new("too_large", "signal data is at most 16 KiB"));
+        }
         match &self.room {
             Some(room) => room.addr.do_send(room::Relay {
                 from: self.sid.clone(),
@@ -570,6 +606,27 @@ impl WsSession {
             sid: self.sid.clone(),
             deliver: ctx.address().recipient(),
         });
+    }
+}
+
+impl WsSession {
+    /// Acts on the fresh record from now on. The registry has already
+    /// dropped this session from the monitor if it lost `sessions.view`;
+    /// this second `Unwatch` goes the way of this session's `Watch`, after
+    /// any it sent before it knew, so that one cannot linger either.
+    fn reauthorized(&mut self, user: User, ctx: &mut Ctx) {
+        let renamed = user.username != self.user.username
+            || user.display_name != self.user.display_name
+            || user.avatar_url != self.user.avatar_url;
+        self.user = user;
+        let frame = ServerMsg::User { user: &self.user }.encode();
+        self.queue(ctx, frame);
+        if let Some(room) = self.room.as_ref().filter(|_| renamed) {
+            room.addr.do_send(room::MemberUpdated { member: self.member() });
+        }
+        if !self.user.can(perm::SESSIONS_VIEW) {
+            self.env.registry.do_send(Unwatch { sid: self.sid.clone() });
+        }
     }
 }
 
@@ -632,6 +689,7 @@ impl Handler<Control> for WsSession {
                 self.send(ctx, ServerMsg::Moved { room: &room });
                 self.enter(room, room_id, ctx);
             }
+            Control::Reauthorized { user } => self.reauthorized(user, ctx),
             Control::ServerStopping { reason } => {
                 self.refuse(ctx, ProtocolError::new("server_restarting", reason));
                 self.close(ctx, close::RESTARTING, "server restarting");
@@ -665,6 +723,8 @@ mod tests {
                 totp_enabled: false,
                 created_at: Utc::now(),
                 needs_username: false,
+                email_verified: false,
+                avatar_url: None,
             },
             csrf_token: String::new(),
         }
@@ -689,10 +749,12 @@ mod tests {
             ice: IceConfig {
                 stun_urls: Vec::new(),
                 turn: None,
+                transport_policy: crate::config::IceTransportPolicy::All,
             },
             chat_rate_per_sec: 5,
             chat_burst: 5,
             outbox_bytes: 16 * 1024,
+            require_verified_email: false,
             live: actix::Arbiter::current(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -745,6 +807,7 @@ mod tests {
                     room: RoomCode::lobby(),
                     user_id: user,
                     username: "guest-reader".into(),
+                    display_name: "Reader".into(),
                     text: format!("{i} {}", "w".repeat(4000)),
                     ip: "127.0.0.1".into(),
                     nonce: None,

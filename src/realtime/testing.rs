@@ -23,6 +23,8 @@ pub enum Got {
     Banned(String),
     Moved(String),
     Stopping(String),
+    /// Reauthorized, with the fresh record's username.
+    Reauthorized(String),
     Idle(String),
     Slow(String),
 }
@@ -89,6 +91,7 @@ impl Handler<Control> for Probe {
             Control::Kicked { reason } => self.record(Got::Kicked(reason)),
             Control::Banned { reason } => self.record(Got::Banned(reason)),
             Control::MoveTo { room, .. } => self.record(Got::Moved(room.code.0)),
+            Control::Reauthorized { user } => self.record(Got::Reauthorized(user.username)),
             Control::ServerStopping { reason } => {
                 self.record(Got::Stopping(reason));
                 ctx.stop();
@@ -122,6 +125,7 @@ pub fn member(sid: &str, user: i64) -> Member {
         guest: false,
         in_voice: false,
         muted: false,
+        avatar_url: None,
     }
 }
 
@@ -138,6 +142,7 @@ pub fn live(sid: &str, user: i64, ip: &str) -> LiveSession {
         muted: false,
         connected_at: Utc::now(),
         user_agent: String::new(),
+        avatar_url: None,
     }
 }
 

@@ -14,8 +14,9 @@ import {
   register,
   screenshot,
   screenshotBoth,
+  signIn,
 } from './browser.mjs';
-import { ADMIN_EMAIL, PASSWORD, startServer } from './server.mjs';
+import { PASSWORD, startServer } from './server.mjs';
 
 describe('the admin console', () => {
   let server;
@@ -38,8 +39,10 @@ describe('the admin console', () => {
 
   const sessionRow = (name) => admin.locator('#sessions-body tr', { has: admin.locator(`span.strong:text-is("${name}")`) });
 
-  test('the admin registers with ADMIN_EMAIL and sees every tab', async () => {
-    await register(admin, { username: 'root', email: ADMIN_EMAIL, password: PASSWORD });
+  test('the admin made on the command line signs in and sees every tab', async () => {
+    await server.createAdmin({ username: 'root' });
+    await signIn(admin, { login: 'root', password: PASSWORD });
+    await admin.waitForURL((url) => url.pathname === '/');
     await admin.locator('#admin-badge').waitFor();
     await admin.click('#admin-link');
     await admin.waitForURL((url) => url.pathname === '/admin');

@@ -20,11 +20,15 @@ export const WAIT_MS = 30_000;
 
 /**
  * Starts Chromium. playwright-core gives each launch a fresh temporary profile
- * (user-data-dir) and each context its own cookies and storage.
+ * (user-data-dir) and each context its own cookies and storage. With `netns`
+ * (tests/netns/netns.mjs) it runs inside that network namespace. `extraArgs`
+ * go after the usual flags (the nginx test adds certificate and resolver ones).
  */
-export function launchBrowser() {
+export function launchBrowser({ netns = null, extraArgs = [] } = {}) {
+  const inside = netns ? netns.chromium(CHROMIUM) : { executablePath: CHROMIUM, args: [] };
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: inside.executablePath,
+    env: inside.env,
     headless: true,
     timeout: 30_000,
     args: [
@@ -40,6 +44,8 @@ export function launchBrowser() {
       '--use-fake-device-for-media-stream',
       // Lets WebRTC use 127.0.0.1, so voice between the test's pages stays on loopback.
       '--allow-loopback-in-peer-connection',
+      ...inside.args,
+      ...extraArgs,
     ],
   });
 }

@@ -8,6 +8,8 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+import { exitOf, terminate } from './processes.mjs';
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..', '..');
 
@@ -15,7 +17,6 @@ export const ADMIN_EMAIL = 'admin@example.org';
 export const PASSWORD = 'correct horse battery';
 
 const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 10_000;
 
 /** The binary under test: $SB_BIN, else the debug build of this repository. */
 export function binaryPath() {
@@ -24,10 +25,11 @@ export function binaryPath() {
 
 /**
  * Starts a server; `env` overrides the test defaults (e.g. {CAPTCHA: 'true'}).
- * Answers {base, log, url(path), restart(), stop()}. The log lines are kept in
- * `log` (and printed when SB_TEST_LOG is set).
+ * With `netns` (tests/netns/netns.mjs) it runs inside that network namespace.
+ * Answers {base, port, log, url(path), restart(), stop()}. The log lines are
+ * kept in `log` (and printed when SB_TEST_LOG is set).
  */
-export async function startServer(env = {}) {
+export async function startServer(env = {}, { netns = null } = {}) {
   const bin = binaryPath();
   if (!existsSync(bin)) throw new Error(`No server binary at ${bin}: run cargo build first (or set SB_BIN).`);
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-browser-'));
@@ -42,34 +44,45 @@ export async function startServer(env = {}) {
     ALLOW_GUESTS: 'true',
     CAPTCHA: 'false',
     LOGIN_RATE_PER_MIN: '0',
+    REGISTER_RATE_PER_MIN: '0',
     ...env,
   };
   const log = [];
-  let running = await spawnServer(bin, dir, { ...settings, BIND: '127.0.0.1:0' }, log);
+  const start = (bind) => spawnServer(bin, dir, { ...settings, BIND: bind }, log, netns);
+  let running = await start('127.0.0.1:0');
   const addr = running.addr;
   let stopped = false;
 
   return {
     base: `http://${addr}`,
+    port: Number(addr.split(':').pop()),
     log,
     url: (path) => `http://${addr}${path}`,
+    /**
+     * Creates an admin the supported way for a password-only install:
+     * `switchboard user create --admin` (password on stdin) against this
+     * server's database while it runs.
+     */
+    createAdmin: ({ username, email = ADMIN_EMAIL, password = PASSWORD }) =>
+      runCommand(bin, dir, settings, ['user', 'create', '--username', username, '--email', email, '--admin'], `${password}\n`),
     /** SIGTERM (sessions are told `server_restarting`, close 1012), then the same port and database again. */
     async restart() {
-      await terminate(running);
-      running = await spawnServer(bin, dir, { ...settings, BIND: addr }, log);
+      await terminate(running.child, running.exited);
+      running = await start(addr);
     },
     async stop() {
       if (stopped) return;
       stopped = true;
-      await terminate(running);
+      await terminate(running.child, running.exited);
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
-async function spawnServer(bin, dir, env, log) {
-  const child = spawn(bin, ['serve'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env });
-  const exited = new Promise((resolveExit) => child.once('exit', (code, signal) => resolveExit({ code, signal })));
+async function spawnServer(bin, dir, env, log, netns) {
+  const [file, args] = netns ? netns.command(bin, ['serve']) : [bin, ['serve']];
+  const child = spawn(file, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env });
+  const exited = exitOf(child);
   const lines = createInterface({ input: child.stderr });
   const addr = await new Promise((resolveAddr, reject) => {
     const timer = setTimeout(() => reject(new Error('the server did not say "listening" within 30 s')), START_TIMEOUT_MS);
@@ -95,12 +108,17 @@ async function spawnServer(bin, dir, env, log) {
   return { child, exited, addr };
 }
 
-async function terminate({ child, exited }) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timeout = new Promise((done) => setTimeout(done, STOP_TIMEOUT_MS, 'timeout'));
-  if ((await Promise.race([exited, timeout])) === 'timeout') {
-    child.kill('SIGKILL');
-    await exited;
-  }
+/** Runs the binary with `args` and `input` on stdin; resolves when it succeeds. */
+function runCommand(bin, dir, env, args, input) {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(bin, args, { cwd: dir, stdio: ['pipe', 'ignore', 'pipe'], env });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (code === 0) resolveRun();
+      else reject(new Error(`switchboard ${args.join(' ')} exited with ${code}: ${stderr}`));
+    });
+    child.stdin.end(input);
+  });
 }

@@ -8,6 +8,8 @@
     reason = "a failed fixture step should fail the test"
 )]
 
+pub mod smtp;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,17 +18,21 @@ use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::OnceCell;
 
 pub const ADMIN_EMAIL: &str = "admin@example.org";
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Test settings: fast bcrypt, no CAPTCHA, guests on. Tests override any key.
+/// Test settings: fast bcrypt, no CAPTCHA, guests on, no limit on
+/// registrations (tests register many accounts from 127.0.0.1). Tests
+/// override any key.
 const DEFAULTS: &[(&str, &str)] = &[
     ("BCRYPT_COST", "4"),
     ("CAPTCHA", "false"),
     ("ALLOW_GUESTS", "true"),
+    ("REGISTER_RATE_PER_MIN", "0"),
     ("ADMIN_EMAIL", ADMIN_EMAIL),
     ("SECRET_KEY", "integration-test-secret-key"),
     ("LOG_FORMAT", "json"),
@@ -38,6 +44,8 @@ pub struct Server {
     pub dir: TempDir,
     child: Child,
     env: Vec<(String, String)>,
+    /// Set once [`Server::admin`] has created the admin account.
+    admin_created: OnceCell<()>,
 }
 
 impl Server {
@@ -54,7 +62,13 @@ impl Server {
             env.push((k.to_string(), v.to_string()));
         }
         let (child, base) = spawn(&env, "127.0.0.1:0").await;
-        Server { base, dir, child, env }
+        Server {
+            base,
+            dir,
+            child,
+            env,
+            admin_created: OnceCell::new(),
+        }
     }
 
     /// Kills the process without warning (SIGKILL) and starts it again on
@@ -66,6 +80,15 @@ impl Server {
         let (child, base) = spawn(&self.env, &bind).await;
         self.child = child;
         assert_eq!(base, self.base);
+    }
+
+    /// [`Server::kill9_and_restart`] with some settings changed from now on.
+    pub async fn kill9_and_restart_with(&mut self, overrides: &[(&str, &str)]) {
+        for (k, v) in overrides {
+            self.env.retain(|(key, _)| key != k);
+            self.env.push((k.to_string(), v.to_string()));
+        }
+        self.kill9_and_restart().await;
     }
 
     /// Sends SIGTERM and waits for the exit; returns how long it took.
@@ -92,13 +115,86 @@ impl Server {
         Api::new(&self.base)
     }
 
-    /// A registered, signed-in account (the first one with ADMIN_EMAIL is admin).
+    /// A registered, signed-in account (never an admin: a password
+    /// registration does not verify its address).
     pub async fn user(&self, username: &str) -> Api {
         self.register(username, &format!("{username}@example.org")).await
     }
 
+    /// The admin `admin` (email ADMIN_EMAIL), signed in on a fresh client.
+    /// The account is made the supported way for a password-only install,
+    /// `switchboard user create --admin` against this server's database
+    /// while it runs, on first use.
     pub async fn admin(&self) -> Api {
-        self.register("admin", ADMIN_EMAIL).await
+        self.admin_account().await;
+        let mut api = self.client();
+        let mut body = json!({"login": "admin", "password": PASSWORD});
+        let (_, config) = api.get("/api/auth/config").await;
+        if config["captcha"] == true {
+            let (id, answer) = solve_captcha(&mut api).await;
+            body["captcha_id"] = json!(id);
+            body["captcha_answer"] = json!(answer);
+        }
+        let (status, body) = api.post("/api/auth/login", body).await;
+        assert_eq!(status, StatusCode::OK, "admin login: {body}");
+        assert_eq!(body["user"]["is_admin"], true, "{body}");
+        api
+    }
+
+    /// Makes the admin account (once), as an operator does with `user
+    /// create --admin`, without signing in: for a test that signs in some
+    /// other way (through a proxy, say).
+    pub async fn admin_account(&self) {
+        self.admin_created.get_or_init(|| self.create_admin()).await;
+    }
+
+    async fn create_admin(&self) {
+        let mut child = self
+            .command(&[
+                "user",
+                "create",
+                "--username",
+                "admin",
+                "--email",
+                ADMIN_EMAIL,
+                "--admin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{PASSWORD}\n").as_bytes()).await.unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "switchboard user create --admin: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The `switchboard` binary with `args`, configured like this server.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(std::env::temp_dir())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// The server's SQLite database file.
+    pub fn database_path(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "DATABASE_PATH")
+            .map(|(_, v)| v.clone())
+            .unwrap()
     }
 
     pub async fn register(&self, username: &str, email: &str) -> Api {
@@ -174,6 +270,9 @@ pub struct Api {
     pub http: reqwest::Client,
     pub jar: Arc<Jar>,
     pub csrf: Option<String>,
+    /// Sent as X-Forwarded-For (HTTP and WebSocket): the client address the
+    /// server sees when it trusts 127.0.0.1 as a proxy (TRUSTED_PROXIES).
+    pub forwarded_for: Option<String>,
 }
 
 impl Api {
@@ -190,6 +289,7 @@ impl Api {
             http,
             jar,
             csrf: None,
+            forwarded_for: None,
         }
     }
 
@@ -209,6 +309,9 @@ impl Api {
             .http
             .request(method.clone(), format!("{}{path}", self.base))
             .header("Origin", &self.base);
+        if let Some(ip) = &self.forwarded_for {
+            req = req.header("X-Forwarded-For", ip);
+        }
         if method != Method::GET {
             if let Some(token) = &self.csrf {
                 req = req.header("X-CSRF-Token", token);
@@ -446,6 +549,28 @@ impl Ws {
 
     /// Connects with the given Origin; `Err(status)` when the upgrade is refused.
     pub async fn try_connect(api: &Api, origin: Option<&str>) -> Result<Ws, u16> {
+        let request = Self::upgrade_request(api, origin, &[]);
+        Self::handshake(tokio_tungstenite::connect_async(request).await).await
+    }
+
+    /// Upgrades a connection opened by the caller (TLS to a proxy, from a
+    /// chosen source address) as `api`'s user, with its Origin and `headers`.
+    pub async fn connect_over(
+        api: &Api,
+        stream: tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        headers: &[(&str, &str)],
+    ) -> Ws {
+        let request = Self::upgrade_request(api, Some(&api.base), headers);
+        Self::handshake(tokio_tungstenite::client_async(request, stream).await)
+            .await
+            .expect("WebSocket upgrade refused")
+    }
+
+    fn upgrade_request(
+        api: &Api,
+        origin: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("{}/ws", api.base.replacen("http", "ws", 1));
         let mut request = url.into_client_request().unwrap();
@@ -457,7 +582,26 @@ impl Ws {
         if let Some(origin) = origin {
             request.headers_mut().insert("Origin", origin.parse().unwrap());
         }
-        match tokio_tungstenite::connect_async(request).await {
+        if let Some(ip) = &api.forwarded_for {
+            request.headers_mut().insert("X-Forwarded-For", ip.parse().unwrap());
+        }
+        for (name, value) in headers {
+            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+            request.headers_mut().insert(name, value.parse().unwrap());
+        }
+        request
+    }
+
+    async fn handshake(
+        outcome: Result<
+            (
+                tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+                tokio_tungstenite::tungstenite::handshake::client::Response,
+            ),
+            tokio_tungstenite::tungstenite::Error,
+        >,
+    ) -> Result<Ws, u16> {
+        match outcome {
             Ok((stream, _)) => {
                 let mut ws = Ws {
                     stream,
@@ -535,8 +679,10 @@ impl Ws {
     pub async fn next_event(&mut self, wait: Duration) -> Event {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
+        // One deadline for the whole wait: the server's pings must not re-arm it.
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match tokio::time::timeout(wait, self.stream.next()).await {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
                 Err(_) => return Event::Timeout,
                 Ok(None) => return Event::Closed(None),
                 Ok(Some(Err(_))) => return Event::Closed(None),
@@ -552,6 +698,33 @@ pub enum Event {
     Frame(Value),
     Closed(Option<u16>),
     Timeout,
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the trust-boundary tests: clients at chosen addresses.
+// ---------------------------------------------------------------------------
+
+impl Server {
+    /// A fresh client that says it comes from `ip` (X-Forwarded-For); the
+    /// server must trust 127.0.0.1 (`TRUSTED_PROXIES`) to believe it.
+    pub fn client_from(&self, ip: &str) -> Api {
+        let mut api = self.client();
+        api.forwarded_for = Some(ip.to_owned());
+        api
+    }
+
+    /// A registered, signed-in account whose requests come from `ip`.
+    pub async fn user_from(&self, username: &str, ip: &str) -> Api {
+        let mut api = self.client_from(ip);
+        let (status, body) = api
+            .post(
+                "/api/auth/register",
+                json!({"username": username, "email": format!("{username}@example.org"), "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "register {username}: {body}");
+        api
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -683,4 +856,32 @@ macro_rules! wait_until {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }};
+}
+
+// ---------------------------------------------------------------------------
+// Helpers added for the backup, retention and nginx tests.
+// ---------------------------------------------------------------------------
+
+impl Api {
+    /// Posts `bytes` as the file `name` to `room` (the multipart field `file`,
+    /// with no declared type: the server goes by the content).
+    pub async fn upload_file(&mut self, room: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        use reqwest::multipart::{Form, Part};
+        let part = Part::bytes(bytes).file_name(name.to_owned());
+        let req = self
+            .request(Method::POST, &format!("/api/rooms/{room}/files"))
+            .multipart(Form::new().part("file", part));
+        self.send(req).await
+    }
+}
+
+/// The `text` of every message in a `{"messages": [...]}` answer or a
+/// `joined.history`, in order.
+pub fn texts_of(messages: &Value) -> Vec<String> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
 }

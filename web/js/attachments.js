@@ -1,8 +1,10 @@
 // Files and voice notes for a room. Both are uploaded to the room's files
 // endpoint; the server posts them to the room as messages, so they arrive
-// over the WebSocket like any other message.
+// over the WebSocket like any other message. The server takes them only from
+// someone in the room at that moment (this page's socket, joined) who holds
+// `files.upload`; the room page hides or disables the controls otherwise.
 
-import { api } from './api.js';
+import { api, ApiError } from './api.js';
 import { describeError } from './errors.js';
 
 const VOICE_NOTE_TYPE = 'audio/webm;codecs=opus';
@@ -29,8 +31,15 @@ async function upload(room, blob, name, status) {
     await api('POST', `/api/rooms/${encodeURIComponent(room)}/files`, form);
     say(status, `Sent ${name}.`);
   } catch (error) {
-    say(status, describeError(error));
+    say(status, uploadProblem(error));
   }
+}
+
+function uploadProblem(error) {
+  if (error instanceof ApiError && error.code === 'forbidden') {
+    return 'Files can be sent only while you are connected to the room, with permission to send files.';
+  }
+  return describeError(error);
 }
 
 /** One microphone recording at a time, sent when it stops. */

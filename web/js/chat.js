@@ -4,6 +4,7 @@
 // server's copy by their nonce.
 
 import { api } from './api.js';
+import { avatar } from './avatars.js';
 import { h, listen, setText, show } from './dom.js';
 import { timeElement } from './time.js';
 
@@ -34,14 +35,16 @@ export class ChatLog {
    * `beginning`: shown once the first message of the room is on the page.
    * `send(frame)` sends on the socket (false when it is down).
    * `ownUserId()`: the signed-in user's id, to mark the own messages.
+   * `avatarOf(userId)`: the sender's picture URL while they are in the room, or null.
    */
-  constructor({ list, scroller, olderButton, beginning, send, ownUserId }) {
+  constructor({ list, scroller, olderButton, beginning, send, ownUserId, avatarOf }) {
     this.list = list;
     this.scroller = scroller;
     this.olderButton = olderButton;
     this.beginning = beginning;
     this.sendFrame = send;
     this.ownUserId = ownUserId;
+    this.avatarOf = avatarOf;
     this.room = null;
     /** message id -> <li> */
     this.byId = new Map();
@@ -222,15 +225,41 @@ export class ChatLog {
     return message.user_id !== null && message.user_id === this.ownUserId();
   }
 
+  /**
+   * Shows the current picture of `userId` on their messages (after `member_joined` or
+   * `member_updated`): a message shows its sender as they are now in the room.
+   */
+  refreshAvatars(userId) {
+    for (const item of this.list.querySelectorAll(`[data-user="${Number(userId)}"]`)) {
+      const old = item.querySelector('.message-avatar');
+      if (old) old.replaceWith(this.senderAvatar(userId, old.dataset.name));
+    }
+  }
+
+  senderAvatar(userId, name) {
+    const element = avatar(userId === null ? null : this.avatarOf(userId), name, 'message-avatar');
+    element.dataset.name = name;
+    return element;
+  }
+
   render(message) {
     const own = this.isOwn(message);
+    const name = message.display_name || message.username || 'unknown';
     return h(
       'li',
-      { class: own ? 'message message-own' : 'message', 'data-id': String(message.id) },
+      {
+        class: own ? 'message message-own' : 'message',
+        'data-id': String(message.id),
+        'data-user': message.user_id === null ? null : String(message.user_id),
+      },
       h(
         'p',
         { class: 'message-meta' },
-        h('span', { class: 'message-author' }, message.username || 'unknown'),
+        this.senderAvatar(message.user_id, name),
+        h('span', { class: 'message-author' }, name),
+        message.username && message.display_name && message.username !== message.display_name
+          ? h('span', { class: 'message-username' }, ` @${message.username}`)
+          : null,
         ' ',
         timeElement(message.ts),
       ),

@@ -18,10 +18,20 @@ const MESSAGES = {
   not_found: 'That could not be found. It may have been removed.',
   conflict: 'That username or email is already taken.',
   too_large: 'That is too large.',
+  quota_exceeded: 'There is no room left for that in your storage quota or the server\'s.',
+  insufficient_storage: 'The server is short of disk space for files. Try again later or tell an administrator.',
   unsupported_type: 'That type of file is not supported.',
+  busy: 'The server is busy. Please try again in a moment.',
+  mail_disabled: 'This server does not send mail. Ask an administrator for help.',
+  invalid_token: 'This link does not work any more: each link works once, and only for a while.',
+  password_login_disabled: 'This server signs in through single sign-on only.',
+  registration_closed: 'This server takes new accounts only with an invitation from an administrator.',
+  email_domain_not_allowed: 'Addresses of that domain cannot sign up or sign in on this server.',
+  email_unverified: 'Confirm your email address first: follow the link in the mail we sent you. Your profile can send it again.',
   network: 'The server could not be reached. Check your connection and try again.',
   // Codes of WebSocket `error` frames.
   not_in_room: 'You are not in that room any more. Reload the page to join it again.',
+  not_in_voice: 'Voice connections are made only between people in voice.',
   sfu_unavailable: 'This server cannot relay voice, so a direct voice connection is the only way.',
   server_restarting: 'The server is restarting. Reconnecting in a moment…',
   internal: 'The server could not do that. Please try again.',
@@ -29,7 +39,7 @@ const MESSAGES = {
 
 // For these the server's own message says which field or which rule, which beats
 // a general sentence; the mapped text is the fallback.
-const SERVER_DETAIL_PREFERRED = new Set(['bad_request', 'conflict']);
+const SERVER_DETAIL_PREFERRED = new Set(['bad_request', 'conflict', 'quota_exceeded']);
 
 /** The sentence to show for a failed request (or any other thrown error). */
 export function describeError(error) {

@@ -1,6 +1,8 @@
-// The member list of a room: who is here, who is in voice, muted or speaking.
+// The member list of a room: who is here (picture, display name, username), who is
+// in voice, muted or speaking.
 // States are shown in words as well as by colour, so they read out and print.
 
+import { avatar } from './avatars.js';
 import { h, setText } from './dom.js';
 
 export class MemberList {
@@ -49,6 +51,22 @@ export class MemberList {
     return [...this.entries.values()].map((entry) => entry.member);
   }
 
+  /** A member's new name or picture (`member_updated`); their voice state stays. */
+  update(member) {
+    const entry = this.entries.get(member?.sid);
+    if (!entry) return;
+    entry.member = { ...entry.member, username: member.username, display_name: member.display_name, avatar_url: member.avatar_url };
+    this.refresh(entry);
+  }
+
+  /** The picture of the user `userId` as a member here shows it, or null. */
+  avatarOf(userId) {
+    for (const { member } of this.entries.values()) {
+      if (member.user_id === userId) return member.avatar_url ?? null;
+    }
+    return null;
+  }
+
   setVoice(sid, inVoice, muted) {
     const entry = this.entries.get(sid);
     if (!entry) return;
@@ -88,7 +106,7 @@ export class MemberList {
         'data-sid': member.sid,
         'data-voice': voice,
       },
-      h('span', { class: 'member-avatar', 'aria-hidden': 'true' }, initial(name)),
+      avatar(member.avatar_url, name, 'member-avatar'),
       h(
         'span',
         { class: 'member-names' },
@@ -106,9 +124,4 @@ export class MemberList {
     const n = this.entries.size;
     setText(this.count, n === 1 ? '1 here' : `${n} here`);
   }
-}
-
-function initial(name) {
-  const first = [...(name ?? '').trim()][0];
-  return first ? first.toUpperCase() : '?';
 }

@@ -39,10 +39,11 @@ export class Socket {
     this.handlers = new Map();
     this.ws = null;
     this.state = 'idle';
-    /** From `hello`: this connection's id, the user, the WebRTC servers. */
+    /** From `hello`: this connection's id, the user, the WebRTC servers and policy. */
     this.sid = null;
     this.user = null;
     this.iceServers = [];
+    this.iceTransportPolicy = 'all';
     /** The room this page belongs in; asked for again after every reconnection. */
     this.room = null;
     this.attempt = 0;
@@ -147,6 +148,7 @@ export class Socket {
     this.sid = frame.sid;
     this.user = frame.user;
     this.iceServers = Array.isArray(frame.ice_servers) ? frame.ice_servers : [];
+    this.iceTransportPolicy = frame.ice_transport_policy === 'relay' ? 'relay' : 'all';
     this.everConnected = true;
     this.attempt = 0;
     this.setState('open');
@@ -167,6 +169,10 @@ export class Socket {
       case 'moved':
         if (frame.room?.code) this.room = frame.room.code;
         break;
+      case 'user':
+        // An admin changed this user's roles or permissions: the fresh record.
+        if (frame.user) this.user = frame.user;
+        break;
       case 'error':
         if (frame.code === 'server_restarting') this.restarting = true;
         break;
@@ -181,9 +187,11 @@ export class Socket {
     this.ws = null;
     if (this.state === 'closed') return;
     if (code === CLOSE_KICKED || this.finalReason?.state === 'kicked') {
-      // The login session may have ended too ("signed out" uses the same code).
-      const state = this.finalReason?.state === 'kicked' ? 'kicked' : 'signed-out';
-      this.finish(state, this.finalReason?.reason ?? reason);
+      // The login session may have ended too: a sign-out, a password change or the
+      // session ended from another device close the socket like a kick.
+      const kicked = this.finalReason?.state === 'kicked';
+      const ended = !kicked || (await this.sessionEnded());
+      this.finish(ended ? 'signed-out' : 'kicked', this.finalReason?.reason ?? reason);
       return;
     }
     if (code === CLOSE_BANNED || this.finalReason?.state === 'banned') {

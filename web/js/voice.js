@@ -9,8 +9,8 @@
 // voice later, and the later one makes the first offer while the earlier one
 // waits for it. Offers, answers and ICE candidates travel through the server as
 // `{"type":"signal","to":sid,"data":{"description":{type,sdp}}}` and
-// `{"data":{"candidate":RTCIceCandidateInit}}`; the ICE servers are the ones of
-// the socket's `hello`.
+// `{"data":{"candidate":RTCIceCandidateInit}}`; the ICE servers and the ICE
+// transport policy are the ones of the socket's `hello`.
 //
 // Whether someone is speaking is measured locally from the audio level of each
 // stream (an AnalyserNode), for the own microphone and every remote stream.
@@ -202,10 +202,17 @@ export class Voice {
     if (!peer) {
       // Only an offer starts a connection; a late candidate of a closed one does not.
       if (frame.data.description?.type !== 'offer') return;
+      // Answering an offer sends this microphone: only to someone the member list
+      // shows in voice (the server checks as well; this side does not rely on it).
+      if (!this.isShownInVoice(frame.from)) return;
       peer = new Peer(this, frame.from, { initiator: false });
       this.peers.set(frame.from, peer);
     }
     peer.receive(frame.data);
+  }
+
+  isShownInVoice(sid) {
+    return this.members().some((member) => member.sid === sid && member.in_voice);
   }
 
   sendSignal(to, data) {
@@ -281,7 +288,11 @@ class Peer {
     this.connectedAt = null;
     this.queue = Promise.resolve();
     this.tracksAdded = false;
-    this.pc = new RTCPeerConnection({ iceServers: voice.socket.iceServers });
+    // ICE_TRANSPORT_POLICY from `hello`: 'relay' keeps every call on TURN.
+    this.pc = new RTCPeerConnection({
+      iceServers: voice.socket.iceServers,
+      iceTransportPolicy: voice.socket.iceTransportPolicy,
+    });
     this.pc.addEventListener('negotiationneeded', () => this.offer());
     this.pc.addEventListener('icecandidate', ({ candidate }) => {
       if (candidate) voice.sendSignal(sid, { candidate: candidate.toJSON() });

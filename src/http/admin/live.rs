@@ -1,5 +1,5 @@
 //! Live control: the connected sessions, kick, move, and bans that act on
-//! live sessions at once.
+//! live sessions at once. Only an admin acts on an admin (auth::authority).
 
 use std::net::IpAddr;
 
@@ -8,12 +8,13 @@ use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::perm;
 use crate::auth::session::Auth;
-use crate::db::{self, audit::Event, bans, rooms, sessions, users};
+use crate::auth::{authority, perm};
+use crate::db::{self, audit::Event, bans, roles, rooms, sessions, users};
 use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::ids::{SessionId, UserId};
+use crate::ip_scope;
 use crate::realtime::protocol::RoomInfo;
 use crate::realtime::registry::{Kick, Move, Snapshot, Target};
 use crate::state::AppState;
@@ -51,7 +52,8 @@ pub struct BanRequest {
     expires_at: Option<String>,
 }
 
-fn reason_or(reason: Option<String>, default: &str) -> Result<String, ApiError> {
+/// A reason as given (trimmed, at most 500 characters), or `default`.
+pub(super) fn reason_or(reason: Option<String>, default: &str) -> Result<String, ApiError> {
     let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     let reason = reason.unwrap_or_else(|| default.to_owned());
     if reason.chars().count() > REASON_MAX_CHARS {
@@ -101,6 +103,29 @@ async fn kick(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `Forbidden` when `auth` may not act on `user` (an admin, for a
+/// non-admin). Admins may act on anyone, so they skip the lookup.
+async fn may_act_on_user(state: &AppState, auth: &Auth, user: UserId) -> Result<(), ApiError> {
+    if auth.user.is_admin {
+        return Ok(());
+    }
+    let target_is_admin = db::run(&state.pool, move |conn| roles::any_admin(conn, &[user])).await?;
+    authority::may_act_on(&auth.user, target_is_admin)
+}
+
+/// The same for the user of a live session; an unknown `sid` passes, and
+/// the action itself answers 404.
+async fn may_act_on_session(state: &AppState, auth: &Auth, sid: &SessionId) -> Result<(), ApiError> {
+    if auth.user.is_admin {
+        return Ok(());
+    }
+    let live = state.registry.send(Snapshot).await.map_err(ApiError::internal)?;
+    match live.into_iter().find(|s| s.sid == *sid) {
+        Some(session) => may_act_on_user(state, auth, session.user.id).await,
+        None => Ok(()),
+    }
+}
+
 async fn kick_session(
     state: web::Data<AppState>,
     auth: Auth,
@@ -110,7 +135,9 @@ async fn kick_session(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(perm::SESSIONS_KICK)?;
     let reason = reason_or(body.and_then(|b| b.into_inner().reason), "kicked by a moderator")?;
-    kick(&state, &auth, &ip, Target::Session(SessionId(sid.into_inner())), reason).await
+    let sid = SessionId(sid.into_inner());
+    may_act_on_session(&state, &auth, &sid).await?;
+    kick(&state, &auth, &ip, Target::Session(sid), reason).await
 }
 
 async fn kick_user(
@@ -122,7 +149,9 @@ async fn kick_user(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(perm::SESSIONS_KICK)?;
     let reason = reason_or(body.and_then(|b| b.into_inner().reason), "kicked by a moderator")?;
-    kick(&state, &auth, &ip, Target::User(UserId(id.into_inner())), reason).await
+    let user = UserId(id.into_inner());
+    may_act_on_user(&state, &auth, user).await?;
+    kick(&state, &auth, &ip, Target::User(user), reason).await
 }
 
 async fn move_session(
@@ -133,13 +162,10 @@ async fn move_session(
     body: web::Json<MoveRequest>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(perm::SESSIONS_MOVE)?;
+    let sid = SessionId(sid.into_inner());
+    may_act_on_session(&state, &auth, &sid).await?;
     let code = body.into_inner().room;
-    let room = db::run(&state.pool, move |conn| rooms::get(conn, &code))
-        .await
-        .map_err(|e| match e {
-            db::DbError::NotFound => ApiError::bad_request("there is no such room"),
-            other => other.into(),
-        })?;
+    let room = db::run(&state.pool, move |conn| rooms::get(conn, &code)).await?;
     let info = RoomInfo {
         code: room.code.clone(),
         name: room.name.clone(),
@@ -147,7 +173,7 @@ async fn move_session(
     let moved = state
         .registry
         .send(Move {
-            sid: SessionId(sid.into_inner()),
+            sid,
             room: info,
             room_id: room.id,
         })
@@ -170,7 +196,9 @@ async fn list_bans(state: web::Data<AppState>, auth: Auth) -> Result<HttpRespons
 }
 
 /// Bans a user and/or an address: their login sessions end, their live
-/// sockets are told `banned` and closed, and sign-in and upgrades are refused.
+/// sockets are told `banned` and closed, and sign-in, upgrades and requests
+/// are refused. Only an admin bans an admin, by user or by an address where
+/// one holds a live socket or a login session; the last admin stays.
 async fn create_ban(
     state: web::Data<AppState>,
     auth: Auth,
@@ -191,7 +219,11 @@ async fn create_ban(
     if user.is_none() && banned_ip.is_none() {
         return Err(ApiError::bad_request("a ban needs a user_id, an ip, or both"));
     }
-    if user == Some(auth.user.id) || banned_ip.as_deref() == Some(&ip.to_string()) {
+    if user == Some(auth.user.id)
+        || banned_ip
+            .as_deref()
+            .is_some_and(|b| ip_scope::covers(b, &ip.to_string()))
+    {
         return Err(ApiError::Conflict("you cannot ban yourself".into()));
     }
     let reason = reason_or(Some(request.reason), "")?;
@@ -217,20 +249,32 @@ async fn create_ban(
         expires_at,
         created_by: auth.user.id,
     };
+    let live_in_scope = live_users_in_scope(&state, banned_ip.as_deref()).await?;
     let event = actor_event("ban", &auth, &ip);
     let ban = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
-        Ok(db::immediate(conn, |tx| {
+        db::immediate(conn, |tx| {
+            let actor = users::get(tx, auth.user.id)?;
+            authority::require(&actor, perm::BANS_MANAGE)?;
+            let mut bans_an_admin = false;
             if let Some(user) = user {
-                users::get(tx, user).map_err(|e| match e {
+                let target = users::get(tx, user).map_err(|e| match e {
                     db::DbError::NotFound => db::DbError::Invalid("there is no such user".into()),
                     other => other,
                 })?;
+                authority::may_act_on(&actor, target.is_admin)?;
+                bans_an_admin = target.is_admin;
                 sessions::delete_for_user(tx, user)?;
             }
             if let Some(ip) = &new_ban.ip {
+                let mut holders = sessions::users_in_scope(tx, ip)?;
+                holders.extend(&live_in_scope);
+                authority::may_ban_address(tx, &actor, &holders)?;
                 sessions::delete_for_ip(tx, ip)?;
             }
             let ban = bans::create(tx, &new_ban)?;
+            if bans_an_admin {
+                authority::keep_an_admin(tx, "the last admin cannot be banned")?;
+            }
             let mut event = event
                 .details(json!({"ban_id": ban.id, "user_id": ban.user_id, "ip": ban.ip, "reason": ban.reason, "expires_at": ban.expires_at}));
             if let Some(user) = user {
@@ -238,7 +282,7 @@ async fn create_ban(
             }
             event.record(tx)?;
             Ok(ban)
-        })?)
+        })
     })
     .await?;
     state
@@ -250,6 +294,19 @@ async fn create_ban(
         .await
         .map_err(ApiError::internal)?;
     Ok(HttpResponse::Created().json(ban))
+}
+
+/// The users with a live socket in the scope of `ip` (crate::ip_scope).
+async fn live_users_in_scope(state: &AppState, ip: Option<&str>) -> Result<Vec<UserId>, ApiError> {
+    let Some(ip) = ip else {
+        return Ok(Vec::new());
+    };
+    let live = state.registry.send(Snapshot).await.map_err(ApiError::internal)?;
+    Ok(live
+        .into_iter()
+        .filter(|s| ip_scope::covers(ip, &s.ip))
+        .map(|s| s.user.id)
+        .collect())
 }
 
 async fn lift_ban(

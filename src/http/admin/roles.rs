@@ -1,12 +1,17 @@
-//! Roles and permissions: list, create, delete, assign.
+//! Roles and permissions: list, create, delete, assign. Nobody but an admin
+//! grants, revokes or deletes more than they hold (auth::authority),
+//! checked against the actor as the transaction reads it.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use rusqlite::Connection;
+
 use crate::auth::session::Auth;
-use crate::auth::{perm, validate};
-use crate::db::{self, audit::Event, roles};
+use crate::auth::{authority, perm, validate};
+use crate::db::users::{self, User};
+use crate::db::{self, audit::Event, roles, DbError};
 use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::state::AppState;
@@ -39,6 +44,20 @@ fn audit(auth: &Auth, ip: &ClientIp, action: &'static str, details: serde_json::
         .by(auth.user.id, &auth.user.username)
         .ip(&ip.to_string())
         .details(details)
+}
+
+/// The actor as the transaction reads it, still holding `admin.roles`: a
+/// demotion committed meanwhile is not overtaken by a request already past
+/// the extractor.
+fn fresh_actor(conn: &Connection, auth: &Auth) -> Result<User, ApiError> {
+    let actor = users::get(conn, auth.user.id)?;
+    authority::require(&actor, perm::ADMIN_ROLES)?;
+    Ok(actor)
+}
+
+/// The users who hold role `id`, as they are after a committed change.
+fn holders_now(conn: &Connection, id: i64) -> Result<Vec<User>, DbError> {
+    users::get_each(conn, &roles::holders(conn, id)?)
 }
 
 async fn list_roles(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
@@ -78,18 +97,25 @@ async fn delete_role(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ADMIN_ROLES)?;
     let id = id.into_inner();
-    db::run(&state.pool, move |conn| -> Result<(), ApiError> {
-        let role = roles::delete_role(conn, id)?;
-        audit(
-            &auth,
-            &ip,
-            "role_delete",
-            json!({"role": role.name, "role_id": role.id}),
-        )
-        .record(conn)?;
-        Ok(())
+    let affected = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        let holders = db::immediate(conn, |tx| {
+            let actor = fresh_actor(tx, &auth)?;
+            authority::may_hand_out(&actor, &roles::get_role(tx, id)?)?;
+            let holders = roles::holders(tx, id)?;
+            let role = roles::delete_role(tx, id)?;
+            audit(
+                &auth,
+                &ip,
+                "role_delete",
+                json!({"role": role.name, "role_id": role.id}),
+            )
+            .record(tx)?;
+            Ok::<_, ApiError>(holders)
+        })?;
+        Ok(users::get_each(conn, &holders)?)
     })
     .await?;
+    super::authority_changed(&state, affected).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -103,18 +129,23 @@ async fn grant(
     auth.require(perm::ADMIN_ROLES)?;
     let id = id.into_inner();
     let permission = validate::grant_name(&body.permission)?;
-    let role = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
-        let role = roles::grant(conn, id, &permission)?;
-        audit(
-            &auth,
-            &ip,
-            "permission_assign",
-            json!({"role": role.name, "permission": permission}),
-        )
-        .record(conn)?;
-        Ok(role)
+    let (role, affected) = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        let role = db::immediate(conn, |tx| {
+            authority::may_grant(&fresh_actor(tx, &auth)?, &permission)?;
+            let role = roles::grant(tx, id, &permission)?;
+            audit(
+                &auth,
+                &ip,
+                "permission_assign",
+                json!({"role": role.name, "permission": permission}),
+            )
+            .record(tx)?;
+            Ok::<_, ApiError>(role)
+        })?;
+        Ok((role, holders_now(conn, id)?))
     })
     .await?;
+    super::authority_changed(&state, affected).await?;
     Ok(HttpResponse::Ok().json(role))
 }
 
@@ -126,18 +157,23 @@ async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(perm::ADMIN_ROLES)?;
     let (id, permission) = path.into_inner();
-    let role = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
-        let role = roles::revoke(conn, id, &permission)?;
-        audit(
-            &auth,
-            &ip,
-            "permission_revoke",
-            json!({"role": role.name, "permission": permission}),
-        )
-        .record(conn)?;
-        Ok(role)
+    let (role, affected) = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        let role = db::immediate(conn, |tx| {
+            authority::may_grant(&fresh_actor(tx, &auth)?, &permission)?;
+            let role = roles::revoke(tx, id, &permission)?;
+            audit(
+                &auth,
+                &ip,
+                "permission_revoke",
+                json!({"role": role.name, "permission": permission}),
+            )
+            .record(tx)?;
+            Ok::<_, ApiError>(role)
+        })?;
+        Ok((role, holders_now(conn, id)?))
     })
     .await?;
+    super::authority_changed(&state, affected).await?;
     Ok(HttpResponse::Ok().json(role))
 }
 

@@ -2,7 +2,9 @@
 // `admin_watch` (a `sessions` snapshot, then `session_update` and `session_gone`),
 // with kick, move and ban.
 
+import { shortAgent } from '../agents.js';
 import { api } from '../api.js';
+import { avatar } from '../avatars.js';
 import { byId, h, setText } from '../dom.js';
 import { hasPermission } from '../session.js';
 import { timeElement } from '../time.js';
@@ -27,11 +29,14 @@ export function initSessions({ user, socket }) {
   const sessions = new Map();
   let watching = false;
 
-  const can = {
-    kick: hasPermission(user, 'sessions.kick'),
-    move: hasPermission(user, 'sessions.move'),
-    ban: hasPermission(user, 'bans.manage'),
-  };
+  const can = {};
+  allowActions(user);
+
+  function allowActions(current) {
+    can.kick = hasPermission(current, 'sessions.kick');
+    can.move = hasPermission(current, 'sessions.move');
+    can.ban = hasPermission(current, 'bans.manage');
+  }
 
   const kickDialog = formDialog(byId('kick-dialog'), {
     action: (session, form) =>
@@ -77,8 +82,19 @@ export function initSessions({ user, socket }) {
   socket.on('session_gone', ({ sid }) => {
     if (sessions.delete(sid)) render();
   });
+  socket.on('user', ({ user: current }) => {
+    if (!current) return;
+    allowActions(current);
+    render();
+  });
   socket.on('error', (frame) => {
-    if (watching && frame.code === 'forbidden') feedback(result, 'You may not watch the live sessions.', 'error');
+    if (!watching || frame.code !== 'forbidden') return;
+    // Refused, or the permission was taken away while watching: the list
+    // stops following, so it is not left on screen to look current.
+    watching = false;
+    sessions.clear();
+    render();
+    feedback(result, 'You may not watch the live sessions.', 'error');
   });
 
   function ban(session) {
@@ -94,7 +110,8 @@ export function initSessions({ user, socket }) {
     const rows = [...sessions.values()].map(row);
     fillTable(body, rows, 'Nobody is connected.');
     const n = sessions.size;
-    if (socket.state === 'open') setText(status, `Live · ${n} session${n === 1 ? '' : 's'}`);
+    if (socket.state !== 'open') return;
+    setText(status, watching ? `Live · ${n} session${n === 1 ? '' : 's'}` : 'Not following the live sessions.');
   }
 
   function row(session) {
@@ -117,7 +134,13 @@ export function initSessions({ user, socket }) {
     return h(
       'tr',
       { 'data-sid': session.sid },
-      h('td', {}, h('span', { id: labelId, class: 'strong' }, name), own ? h('span', { class: 'muted' }, ' (this console)') : null),
+      h(
+        'td',
+        { class: 'cell-person' },
+        avatar(session.avatar_url, name),
+        h('span', { id: labelId, class: 'strong' }, name),
+        own ? h('span', { class: 'muted' }, ' (this console)') : null,
+      ),
       h('td', {}, h('code', {}, session.ip ?? '')),
       h('td', {}, session.room ? h('code', {}, session.room) : h('span', { class: 'muted' }, 'none')),
       h('td', { 'data-voice': session.in_voice ? (session.muted ? 'muted' : 'on') : 'off' }, voice),
@@ -147,16 +170,4 @@ function roomCodeFrom(input) {
   } catch {
     return match[1];
   }
-}
-
-/** "Chrome 131 on Linux" from a user agent string, or the start of it. */
-function shortAgent(agent) {
-  if (!agent) return '';
-  const browser =
-    /(Edg|OPR|Firefox|Chrome|Chromium|Version)\/(\d+)/.exec(agent) ?? /(curl|Wget|node|undici)[/ ]?(\d*)/i.exec(agent);
-  const system = /(Windows|Android|iPhone|iPad|Mac OS X|Linux|CrOS)/.exec(agent);
-  if (!browser) return agent.slice(0, 40);
-  const name = { Edg: 'Edge', OPR: 'Opera', Version: 'Safari' }[browser[1]] ?? browser[1];
-  const os = system ? ` on ${system[1].replace('Mac OS X', 'macOS').replace('CrOS', 'ChromeOS')}` : '';
-  return `${name} ${browser[2]}${os}`.trim();
 }

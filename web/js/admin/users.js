@@ -1,11 +1,15 @@
-// The users tab: search accounts, promote or demote, set roles, ban, delete.
+// The users tab: search accounts, promote or demote, set roles, hand over a
+// reset link, turn off two-factor sign-in, ban, delete; creating accounts and
+// invitations (./accounts.js).
 
 import { api } from '../api.js';
+import { avatar } from '../avatars.js';
 import { byId, h, setText } from '../dom.js';
 import { clearStatus, onSubmit } from '../forms.js';
 import { hasPermission } from '../session.js';
 import { dateTime } from '../time.js';
 import { openBanDialog } from './ban-dialog.js';
+import { initAccounts, makeResetLink } from './accounts.js';
 import { actionButton, countText, feedback, feedbackError, fillTable, formDialog, renderPager } from './common.js';
 import { confirmAction } from './confirm.js';
 
@@ -48,6 +52,17 @@ export function initUsers({ user }) {
     },
   });
 
+  const totpOffDialog = formDialog(byId('totp-off-dialog'), {
+    action: (target, dialogForm) =>
+      api('POST', `/api/admin/users/${target.id}/totp/disable`, {
+        reason: new FormData(dialogForm).get('reason')?.toString().trim() ?? '',
+      }),
+    done: ({ user: updated }) => {
+      feedback(result, `Two-factor sign-in is off for ${updated.username}.`);
+      load(page);
+    },
+  });
+
   async function load(newPage) {
     clearStatus(form);
     const params = new URLSearchParams({ page: String(newPage) });
@@ -68,6 +83,16 @@ export function initUsers({ user }) {
       }),
     ];
     if (canSetRoles) actions.push(actionButton('Roles…', () => editRoles(account), { describedBy: labelId }));
+    if (!account.guest && account.email) {
+      actions.push(actionButton('Reset link', () => makeResetLink(account, result), { describedBy: labelId }));
+    }
+    if (account.totp_enabled && !self) {
+      actions.push(
+        actionButton('Turn off two-factor…', () => totpOffDialog.open(account, `The account ${account.username} (#${account.id}).`), {
+          describedBy: labelId,
+        }),
+      );
+    }
     if (canBan && !self) {
       actions.push(
         actionButton('Ban…', () => openBanDialog({
@@ -83,14 +108,20 @@ export function initUsers({ user }) {
       { 'data-user-id': String(account.id) },
       h(
         'td',
-        {},
+        { class: 'cell-person' },
+        avatar(account.avatar_url, account.display_name || account.username),
         h('span', { id: labelId, class: 'strong' }, account.username),
         account.is_admin ? h('span', { class: 'badge badge-admin' }, 'Admin') : null,
         account.guest ? h('span', { class: 'badge' }, 'Guest') : null,
         h('span', { class: 'muted cell-note' }, `#${account.id}`),
       ),
       h('td', {}, account.display_name ?? ''),
-      h('td', { class: 'cell-wrap' }, account.email ?? h('span', { class: 'muted' }, 'none')),
+      h(
+        'td',
+        { class: 'cell-wrap' },
+        account.email ?? h('span', { class: 'muted' }, 'none'),
+        account.email && !account.email_verified ? h('span', { class: 'badge badge-warning' }, 'Not confirmed') : null,
+      ),
       h('td', {}, account.roles.length ? account.roles.join(', ') : h('span', { class: 'muted' }, 'none')),
       h('td', {}, dateTime(account.created_at)),
       h('td', { class: 'cell-actions' }, actions),
@@ -128,6 +159,10 @@ export function initUsers({ user }) {
       },
     });
   }
+
+  initAccounts({ reload: () => load(page).catch((error) => feedbackError(result, error)) }).catch((error) =>
+    feedbackError(result, error),
+  );
 
   return {
     show: () => load(page).catch((error) => feedbackError(result, error)),

@@ -21,7 +21,14 @@ const captcha = createCaptcha(byId('captcha'), { onError: (error) => showError(l
 onSubmit(loginForm, signIn, { validate: () => captcha.problems() });
 onSubmit(guestForm, continueAsGuest);
 // A TOTP code belongs to one account; typing another login starts over.
-byId('login').addEventListener('input', () => enableSection(totpSection, false));
+byId('login').addEventListener('input', () => {
+  enableSection(totpSection, false);
+  askForRecoveryCode(false);
+});
+byId('use-recovery-code').addEventListener('click', () => {
+  askForRecoveryCode(byId('totp').inputMode === 'numeric');
+  byId('totp').focus();
+});
 
 start();
 
@@ -67,6 +74,8 @@ function applyConfig(config) {
   show(byId('password-divider'), oidc && password);
   show(byId('guest-section'), guests);
   show(byId('guest-divider'), guests && (oidc || password));
+  show(byId('forgot-footer'), password && config.mail === true);
+  show(byId('register-footer'), password && config.registration === 'open');
   if (password && config.captcha) captcha.enable();
   if (!oidc && !password && !guests) {
     showMessage(notice, 'This server has no way to sign in turned on. Ask its administrator.');
@@ -75,8 +84,10 @@ function applyConfig(config) {
 
 async function signIn() {
   try {
-    const { user } = await api('POST', '/api/auth/login', loginRequest());
-    location.assign(landingPathFor(user, next));
+    const { user, recovery_codes_left: codesLeft } = await api('POST', '/api/auth/login', loginRequest());
+    // After a recovery code, the profile says how many are left and how to start again.
+    if (typeof codesLeft === 'number') location.assign(`/profile?recovery_codes_left=${codesLeft}`);
+    else location.assign(landingPathFor(user, next));
   } catch (error) {
     captcha.renew(); // the server spends a question on every attempt
     if (error instanceof ApiError && error.code === 'totp_required') askForTotp();
@@ -102,6 +113,29 @@ function askForTotp() {
   input.focus();
   if (isRetry) showStatus(loginForm, 'That code was not accepted. Enter the current code.', 'error');
   else showStatus(loginForm, messageForCode('totp_required'), 'info');
+}
+
+/**
+ * The code field takes the app's six digits, or (`recovery`) a recovery code such as
+ * k7mq-x3tn-9wbe: the server tells them apart.
+ */
+function askForRecoveryCode(recovery) {
+  const input = byId('totp');
+  input.value = '';
+  input.inputMode = recovery ? 'text' : 'numeric';
+  input.maxLength = recovery ? 20 : 6;
+  input.autocomplete = recovery ? 'off' : 'one-time-code';
+  if (recovery) input.removeAttribute('pattern');
+  else input.setAttribute('pattern', '[0-9]{6}');
+  input.dataset.invalid = recovery
+    ? 'Recovery code: enter one of the codes you saved, such as k7mq-x3tn-9wbe.'
+    : 'Authenticator code: enter the 6 digits your app shows.';
+  setText(byId('totp-label'), recovery ? 'Recovery code' : 'Authenticator code');
+  setText(
+    byId('totp-hint'),
+    recovery ? 'One of the codes you saved when you turned two-factor sign-in on. Each works once.' : 'The 6-digit code from your authenticator app.',
+  );
+  setText(byId('use-recovery-code'), recovery ? 'Use the app instead' : 'Lost your app? Use a recovery code');
 }
 
 async function continueAsGuest() {

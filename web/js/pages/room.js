@@ -8,7 +8,7 @@ import { describeError, messageForCode } from '../errors.js';
 import { clearStatus, onSubmit, showStatus } from '../forms.js';
 import { MemberList } from '../members.js';
 import { CHOOSE_USERNAME, LOGIN, roomPath } from '../paths.js';
-import { needsUsername, reloadWhenRestoredFromCache, requireUser } from '../session.js';
+import { hasPermission, needsUsername, reloadWhenRestoredFromCache, requireUser } from '../session.js';
 import { Socket } from '../socket.js';
 import { showAccountNav, wireSignOut } from '../topbar.js';
 import { Voice, VoiceError } from '../voice.js';
@@ -21,6 +21,8 @@ const connection = byId('connection');
 let user = null;
 let roomCode = roomCodeFromPath();
 let joinedOnce = false;
+/** REQUIRE_VERIFIED_EMAIL refused the join; a `user` frame says when to try again. */
+let waitingForVerification = false;
 
 wireAttachments({
   room: () => roomCode,
@@ -42,6 +44,7 @@ const chat = new ChatLog({
   beginning: byId('beginning'),
   send: (frame) => socket.send(frame),
   ownUserId: () => user?.id,
+  avatarOf: (userId) => members.avatarOf(userId),
 });
 const voice = new Voice({
   socket,
@@ -89,6 +92,7 @@ async function start() {
       return;
     }
     showAccountNav(user);
+    showUploadTools(user);
     if (!roomCode) {
       showMessage(notice, 'This address does not name a room. Check the link you were given.');
       return;
@@ -125,7 +129,16 @@ function wireSocket() {
   socket.on('message', (message) => {
     if (message.room === roomCode) chat.receive(message);
   });
-  socket.on('member_joined', ({ member }) => members.add(member));
+  socket.on('member_joined', ({ member }) => {
+    members.add(member);
+    if (member) chat.refreshAvatars(member.user_id);
+  });
+  // A member's new name or picture; their messages keep the name they were sent with.
+  socket.on('member_updated', ({ member }) => {
+    if (!member) return;
+    members.update(member);
+    chat.refreshAvatars(member.user_id);
+  });
   socket.on('member_left', ({ sid }) => {
     members.remove(sid);
     voice.memberLeft(sid);
@@ -136,6 +149,25 @@ function wireSocket() {
   });
   socket.on('moved', onMoved);
   socket.on('error', onSocketError);
+  // An admin changed this user's roles or permissions, or they changed their name
+  // or picture elsewhere.
+  socket.on('user', ({ user: current }) => {
+    if (!current) return;
+    const nowVerified = current.email_verified && !user?.email_verified;
+    user = current;
+    showUploadTools(current);
+    // Confirmed in another tab (REQUIRE_VERIFIED_EMAIL): in we go.
+    if (nowVerified && waitingForVerification) {
+      waitingForVerification = false;
+      show(byId('room-notice'), false);
+      socket.joinRoom(roomCode);
+    }
+  });
+}
+
+/** Files and voice notes are for those who hold `files.upload` (guests do not, by default). */
+function showUploadTools(current) {
+  show(byId('attach-tools'), hasPermission(current, 'files.upload'));
 }
 
 async function onJoined(frame) {
@@ -171,8 +203,17 @@ function onMoved({ room }) {
   showMessage(byId('room-notice'), `A moderator moved you to “${room.name}”.${voiceNote}`);
 }
 
+/** Signalling refusals from a voice race (a peer left voice or the room meanwhile). */
+const VOICE_RACE_CODES = new Set(['not_in_voice']);
+
 function onSocketError(frame) {
   if (frame.code === 'sfu_unavailable') return; // the voice module reports it
+  if (frame.code === 'email_unverified') {
+    waitingForVerification = true;
+    showMessage(byId('room-notice'), messageForCode('email_unverified'));
+    return;
+  }
+  if (VOICE_RACE_CODES.has(frame.code)) return;
   if (frame.code === 'rate_limited') chat.failOldestPending();
   const message = messageForCode(frame.code) ?? (frame.message || 'The server refused that.');
   showStatus(composer, message, frame.code === 'server_restarting' ? 'info' : 'error');
@@ -206,6 +247,12 @@ function renderConnection({ state, reason, retryInMs }) {
 
 function endSession(state, reason) {
   voice.leave({ notify: false });
+  if (state === 'signed-out') {
+    // Signed out here or elsewhere, or this session ended from another device:
+    // off to the sign-in page, which brings the person back to this room.
+    location.replace(`${LOGIN}?next=${encodeURIComponent(location.pathname)}`);
+    return;
+  }
   members.reset([]); // no longer in the room, so no longer shown who is
   enableRoomControls(false);
   setText(connection, 'Disconnected');
@@ -213,18 +260,17 @@ function endSession(state, reason) {
   const text = {
     kicked: `You were removed from the room by a moderator.${because}`,
     banned: `You are banned from this server.${because}`,
-    'signed-out': 'Your session has ended. Sign in again to come back.',
   }[state];
   setText(byId('ended-text'), text);
   show(byId('reconnect'), state === 'kicked');
-  const signIn = byId('ended-sign-in');
-  signIn.href = `${LOGIN}?next=${encodeURIComponent(location.pathname)}`;
-  show(signIn, state === 'signed-out');
   show(byId('ended'), true);
 }
 
 function enableRoomControls(enabled) {
   byId('voice-join').disabled = !enabled && !voice.inVoice;
+  // The server takes files only from someone in the room right now.
+  byId('attach-file').disabled = !enabled;
+  byId('record-note').disabled = !enabled;
 }
 
 // The message box
