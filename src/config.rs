@@ -65,6 +65,7 @@ const KEYS: &[&str] = &[
     "WS_OUTBOX_KB",
     "LOG_FORMAT",
     "WEB_DIR",
+    "METRICS_TOKEN",
     "INSTANCE_NAME",
     "SMTP_URL",
     "MAIL_FROM",
@@ -243,6 +244,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Serve the web client from this folder instead of the embedded copy.
     pub web_dir: Option<PathBuf>,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Secret>,
     /// The instance's name, in mail subjects and the default sender.
     pub instance_name: String,
     /// `None`: no mail at all.
@@ -479,6 +482,7 @@ impl Config {
                 Some(other) => return Err(invalid("LOG_FORMAT", other, "expected text or json")),
             },
             web_dir: s.get("WEB_DIR").map(PathBuf::from),
+            metrics_token: s.get("METRICS_TOKEN").map(Secret::new),
             instance_name: instance_name(s)?,
             smtp: s.get("SMTP_URL").map(parse_smtp_url).transpose()?,
             mail_from: s.get("MAIL_FROM").map(str::to_owned),

@@ -22,6 +22,12 @@ pub struct Metrics {
     /// Mails the mailer sent, and those it gave up or dropped.
     pub mail_sent: AtomicU64,
     pub mail_failed: AtomicU64,
+    /// Sessions closed because their socket did not take its frames (4008).
+    pub slow_sessions_dropped: AtomicU64,
+    pub bans: AtomicU64,
+    /// Files stored, and their bytes.
+    pub uploads: AtomicU64,
+    pub upload_bytes: AtomicU64,
 }
 
 impl Metrics {
@@ -29,8 +35,12 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn render(&self) -> String {
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             ("switchboard_logins_total", "Successful sign-ins", &self.logins),
             (
                 "switchboard_login_failures_total",
@@ -72,6 +82,18 @@ impl Metrics {
                 "switchboard_password_jobs_refused_total",
                 "Requests answered busy for want of a bcrypt slot",
                 &self.password_jobs_refused,
+            ),
+            (
+                "switchboard_slow_sessions_dropped_total",
+                "Sessions closed because their socket did not take its frames",
+                &self.slow_sessions_dropped,
+            ),
+            ("switchboard_bans_total", "Bans made", &self.bans),
+            ("switchboard_uploads_total", "Files stored", &self.uploads),
+            (
+                "switchboard_upload_bytes_total",
+                "Bytes of files stored",
+                &self.upload_bytes,
             ),
         ];
         let mut out = String::new();

@@ -30,6 +30,7 @@ use crate::db::rooms::Room;
 use crate::db::{self, audit::Event, messages::NewMessage, rooms, uploads};
 use crate::error::ApiError;
 use crate::ids::UserId;
+use crate::metrics::Metrics;
 use crate::realtime::protocol::RoomInfo;
 use crate::realtime::registry::{InRoom, Post};
 use crate::state::AppState;
@@ -137,6 +138,8 @@ async fn upload(
             attachment: Some(json!(upload)),
         },
     });
+    Metrics::inc(&state.metrics.uploads);
+    Metrics::add(&state.metrics.upload_bytes, size);
     Ok(HttpResponse::Created().json(upload))
 }
 

@@ -242,6 +242,7 @@ impl WsSession {
 
     fn too_slow(&mut self, ctx: &mut Ctx) {
         tracing::warn!(sid = %self.sid, ip = %self.ip, waiting = self.socket.outstanding(), "socket too slow: closed");
+        Metrics::inc(&self.env.metrics.slow_sessions_dropped);
         self.close(ctx, close::TOO_SLOW, "too slow");
     }
 

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::ids::{SessionId, UserId};
 use crate::ip_scope;
+use crate::metrics::Metrics;
 use crate::realtime::protocol::RoomInfo;
 use crate::realtime::registry::{Kick, Move, Snapshot, Target};
 use crate::state::AppState;
@@ -293,6 +294,7 @@ async fn create_ban(
         })
         .await
         .map_err(ApiError::internal)?;
+    Metrics::inc(&state.metrics.bans);
     Ok(HttpResponse::Created().json(ban))
 }
 
