@@ -81,11 +81,20 @@ async fn metrics_need_the_token_and_their_counters_move() {
         ("switchboard_bans_total", "counter"),
         ("switchboard_uploads_total", "counter"),
         ("switchboard_upload_bytes_total", "counter"),
+        ("switchboard_writer_queue", "gauge"),
+        ("switchboard_writer_commit_seconds", "histogram"),
+        ("switchboard_fanout_seconds", "histogram"),
     ];
     for (name, kind) in expected {
         assert_eq!(types.get(name).map(String::as_str), Some(kind), "# TYPE of {name}");
-        assert!(before.contains_key(name), "{name} has a sample");
+        let sample = if kind == "histogram" {
+            format!("{name}_count")
+        } else {
+            name.to_owned()
+        };
+        assert!(before.contains_key(&sample), "{sample} has a sample");
     }
+    assert!(before.contains_key(r#"switchboard_fanout_seconds_bucket{le="+Inf"}"#));
 
     let mut admin = server.admin().await;
     let mut ann = server.user("ann").await;
@@ -112,4 +121,13 @@ async fn metrics_need_the_token_and_their_counters_move() {
     assert_eq!(moved("switchboard_upload_bytes_total"), 12.0);
     assert!(moved("switchboard_login_failures_total") >= 1.0);
     assert_eq!(moved("switchboard_bans_total"), 1.0);
+    assert!(
+        moved("switchboard_writer_commit_seconds_count") >= 1.0,
+        "the chat was committed"
+    );
+    assert!(moved("switchboard_fanout_seconds_count") >= 1.0, "and fanned out");
+    assert!(after["switchboard_writer_commit_seconds_sum"] > 0.0);
+    let inf = r#"switchboard_fanout_seconds_bucket{le="+Inf"}"#;
+    assert_eq!(after[inf], after["switchboard_fanout_seconds_count"]);
+    assert!(after["switchboard_writer_queue"] >= 0.0);
 }

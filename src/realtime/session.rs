@@ -739,7 +739,7 @@ mod tests {
     async fn a_socket_that_takes_nothing_is_closed_4008_and_its_session_leaves_room_and_registry() {
         let pool = memory_pool();
         let user = users::create_guest(&pool.get().unwrap(), "guest-reader", "Reader").unwrap();
-        let writer = Writer::start(pool.clone()).unwrap();
+        let writer = Writer::start(pool.clone(), Arc::default()).unwrap();
         let monitor = crate::realtime::monitor::AdminMonitor::default().start();
         let registry = SessionRegistry::new(monitor, writer.clone(), pool.clone(), Default::default()).start();
         let env = Arc::new(SessionEnv {
