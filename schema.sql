@@ -241,10 +241,11 @@ INSERT INTO roles (name, builtin) VALUES ('admin', 1), ('moderator', 1), ('user'
 INSERT INTO permissions (name, builtin) VALUES
     ('admin.users', 1), ('admin.roles', 1), ('admin.logs', 1), ('admin.messages', 1),
     ('sessions.view', 1), ('sessions.kick', 1), ('sessions.move', 1),
-    ('bans.manage', 1), ('rooms.create', 1), ('files.upload', 1);
+    ('bans.manage', 1), ('rooms.create', 1), ('files.upload', 1), ('voice.mute', 1), ('voice.deafen', 1);
 
 INSERT INTO role_permissions (role_id, permission_id)
     SELECT r.id, p.id FROM roles r, permissions p
-    WHERE (r.name = 'moderator' AND p.name IN ('sessions.view', 'sessions.kick', 'sessions.move', 'rooms.create', 'files.upload'))
+    WHERE (r.name = 'moderator' AND p.name IN ('sessions.view', 'sessions.kick', 'sessions.move', 'rooms.create', 'files.upload',
+                                              'voice.mute', 'voice.deafen'))
        OR (r.name = 'user' AND p.name IN ('rooms.create', 'files.upload'))
        OR (r.name = 'guest' AND p.name = 'rooms.create');

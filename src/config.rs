@@ -54,6 +54,10 @@ const KEYS: &[&str] = &[
     "TURN_USERNAME",
     "TURN_CREDENTIAL",
     "TURN_TTL_SECONDS",
+    "VOICE_MODE",
+    "SFU_UDP_PORT",
+    "SFU_PUBLIC_IP",
+    "MESH_LIMIT",
     "ICE_TRANSPORT_POLICY",
     "MAX_UPLOAD_MB",
     "UPLOAD_RATE_PER_MIN",
@@ -134,6 +138,32 @@ pub enum TurnAuth {
         credential: Secret,
     },
     None,
+}
+
+/// How clients carry voice (`VOICE_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceMode {
+    /// Peer-to-peer first; the SFU runs for members the mesh cannot carry.
+    Auto,
+    /// Peer-to-peer only: no SFU starts.
+    P2p,
+    /// Every member's voice goes through the SFU.
+    Sfu,
+}
+
+impl VoiceMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoiceMode::Auto => "auto",
+            VoiceMode::P2p => "p2p",
+            VoiceMode::Sfu => "sfu",
+        }
+    }
+
+    /// Whether this mode starts the SFU.
+    pub fn has_sfu(self) -> bool {
+        self != VoiceMode::P2p
+    }
 }
 
 /// Which ICE candidates browsers may use: `RTCConfiguration.iceTransportPolicy`.
@@ -227,6 +257,13 @@ pub struct Config {
     pub chat_burst: u32,
     pub stun_urls: Vec<String>,
     pub turn: Option<TurnConfig>,
+    pub voice_mode: VoiceMode,
+    /// The SFU's one UDP port; 0 takes any free port (tests).
+    pub sfu_udp_port: u16,
+    /// The address announced to browsers in the SFU's ICE candidate.
+    pub sfu_public_ip: Option<IpAddr>,
+    /// Members in voice above which a room's voice moves to the SFU (auto mode).
+    pub mesh_limit: u32,
     pub ice_transport_policy: IceTransportPolicy,
     pub max_upload_bytes: u64,
     /// Uploads per user per sliding minute; 0 is no limit.
@@ -468,6 +505,13 @@ impl Config {
             stun_urls: s.list("STUN_URLS"),
             turn,
             ice_transport_policy,
+            voice_mode: voice_mode(s)?,
+            sfu_udp_port: s.parse_or("SFU_UDP_PORT", 7882)?,
+            sfu_public_ip: s
+                .get("SFU_PUBLIC_IP")
+                .map(|raw| raw.parse().map_err(|e| invalid("SFU_PUBLIC_IP", raw, e)))
+                .transpose()?,
+            mesh_limit: s.parse_or("MESH_LIMIT", 6u32)?.max(2),
             max_upload_bytes: s.scaled("MAX_UPLOAD_MB", 50, MB)?,
             upload_rate_per_min: s.parse_or("UPLOAD_RATE_PER_MIN", 10)?,
             upload_quota_bytes: s.parse_or("UPLOAD_QUOTA_MB", 500u64)?.saturating_mul(MB),
@@ -742,6 +786,15 @@ fn turn_config(s: &Settings) -> Result<Option<TurnConfig>, ConfigError> {
     Ok(Some(TurnConfig { urls, auth }))
 }
 
+fn voice_mode(s: &Settings) -> Result<VoiceMode, ConfigError> {
+    match s.get("VOICE_MODE").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("auto") => Ok(VoiceMode::Auto),
+        Some("p2p") => Ok(VoiceMode::P2p),
+        Some("sfu") => Ok(VoiceMode::Sfu),
+        Some(other) => Err(invalid("VOICE_MODE", other, "expected auto, p2p or sfu")),
+    }
+}
+
 fn ice_transport_policy(s: &Settings, has_turn: bool) -> Result<IceTransportPolicy, ConfigError> {
     let Some(raw) = s.get("ICE_TRANSPORT_POLICY") else {
         return Ok(IceTransportPolicy::All);
@@ -813,7 +866,7 @@ mod tests {
     #[test]
     fn defaults_need_no_configuration() {
         let c = Config::from_settings(&Settings::default()).unwrap();
-        assert_eq!(c.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.bind, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
         assert_eq!(c.database_path, PathBuf::from("data/switchboard.db"));
         assert_eq!(c.data_dir, PathBuf::from("data"));
         assert_eq!(c.max_users, 50);
@@ -916,6 +969,35 @@ mod tests {
         assert!(c.is_trusted_proxy("10.1.2.3".parse().unwrap()));
         assert!(c.is_trusted_proxy("127.0.0.1".parse().unwrap()));
         assert!(!c.is_trusted_proxy("127.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn voice_keys_have_defaults_and_refuse_nonsense() {
+        let c = Config::from_settings(&Settings::default()).unwrap();
+        assert_eq!(c.voice_mode, VoiceMode::Auto);
+        assert_eq!(c.sfu_udp_port, 7882);
+        assert_eq!(c.sfu_public_ip, None);
+        assert_eq!(c.mesh_limit, 6);
+        let c = Config::from_settings(&settings(&[
+            ("VOICE_MODE", "SFU"),
+            ("SFU_UDP_PORT", "0"),
+            ("SFU_PUBLIC_IP", "203.0.113.7"),
+            ("MESH_LIMIT", "10"),
+        ]))
+        .unwrap();
+        assert_eq!(c.voice_mode, VoiceMode::Sfu);
+        assert_eq!(c.sfu_udp_port, 0);
+        assert_eq!(c.sfu_public_ip, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(c.mesh_limit, 10);
+        for (key, bad) in [
+            ("VOICE_MODE", "mesh"),
+            ("SFU_UDP_PORT", "70000"),
+            ("SFU_PUBLIC_IP", "sfu.example.org"),
+            ("MESH_LIMIT", "-1"),
+        ] {
+            let err = Config::from_settings(&settings(&[(key, bad)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}={bad}: {err}");
+        }
     }
 
     #[test]

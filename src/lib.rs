@@ -13,6 +13,7 @@ pub mod ip_scope;
 pub mod janitor;
 pub mod logging;
 pub mod mail;
+pub mod media;
 pub mod metrics;
 pub mod realtime;
 pub mod retention;

@@ -55,6 +55,9 @@ pub struct Metrics {
     pub ws_connections_total: AtomicU64,
     pub chat_messages: AtomicU64,
     pub deliveries: AtomicU64,
+    /// Voice packets the SFU wrote to a listener's connection.
+    pub sfu_packets_forwarded: AtomicU64,
+    pub sfu_members: AtomicI64,
     /// bcrypt hashes and verifications run, and those refused for want of a slot.
     pub password_jobs: AtomicU64,
     pub password_jobs_refused: AtomicU64,
@@ -88,7 +91,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+        let counters: [(&str, &str, &AtomicU64); 15] = [
             ("switchboard_logins_total", "Successful sign-ins", &self.logins),
             (
                 "switchboard_login_failures_total",
@@ -114,6 +117,11 @@ impl Metrics {
                 "switchboard_deliveries_total",
                 "Frames delivered to sockets",
                 &self.deliveries,
+            ),
+            (
+                "switchboard_sfu_packets_forwarded_total",
+                "Voice packets the SFU forwarded to a listener",
+                &self.sfu_packets_forwarded,
             ),
             ("switchboard_mail_sent_total", "Mails sent", &self.mail_sent),
             (
@@ -156,6 +164,11 @@ impl Metrics {
             out,
             "# HELP switchboard_ws_connections Open WebSocket sessions\n# TYPE switchboard_ws_connections gauge\nswitchboard_ws_connections {}",
             self.ws_connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_sfu_members Members connected to the SFU\n# TYPE switchboard_sfu_members gauge\nswitchboard_sfu_members {}",
+            self.sfu_members.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

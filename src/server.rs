@@ -30,10 +30,13 @@ use crate::janitor::Janitor;
 use crate::mail::mailer::Mailer;
 use crate::mail::smtp::{self, MailError, SmtpSender};
 use crate::mail::{self as outgoing, Postbox};
+use crate::media::MediaConfig;
 use crate::metrics::Metrics;
 use crate::realtime::monitor::AdminMonitor;
+use crate::realtime::protocol::VoiceInfo;
 use crate::realtime::registry::{SessionRegistry, Shutdown};
 use crate::realtime::session::SessionEnv;
+use crate::realtime::sfu::Sfu;
 use crate::state::AppState;
 use crate::systemd::{self, Notifier};
 
@@ -56,6 +59,8 @@ pub enum StartError {
     Database { path: String, source: DbError },
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot open the SFU's UDP port {port} (SFU_UDP_PORT): {source}")]
+    Sfu { port: u16, source: std::io::Error },
     #[error("OIDC: {0}")]
     Oidc(#[from] OidcError),
     #[error("mail: {0}")]
@@ -99,6 +104,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let writer = Writer::start(pool.clone(), metrics.clone()).map_err(database_error)?;
     let monitor = AdminMonitor::default().start();
     let registry = SessionRegistry::new(monitor, writer.clone(), pool.clone(), metrics.clone()).start();
+    let sfu = start_sfu(&config, metrics.clone())?;
     let mail = start_mailer(&config, &public, &secret, &pool, &metrics)?;
 
     let session_env = Arc::new(SessionEnv {
@@ -114,6 +120,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         // The registry and the rooms were started on this (the system's)
         // thread: sessions join them there.
         live: actix::System::current().arbiter().clone(),
+        sfu,
+        voice: VoiceInfo {
+            mode: config.voice_mode.as_str(),
+            mesh_limit: config.mesh_limit,
+        },
     });
     let state = web::Data::new(AppState {
         failed_logins: SlidingWindow::per_minute(config.login_rate_per_min),
@@ -189,6 +200,26 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     writer.flush().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The SFU, unless voice is peer-to-peer only.
+fn start_sfu(config: &Config, metrics: Arc<Metrics>) -> Result<Option<actix::Addr<Sfu>>, StartError> {
+    if !config.voice_mode.has_sfu() {
+        return Ok(None);
+    }
+    let media = MediaConfig {
+        port: config.sfu_udp_port,
+        public_ip: config.sfu_public_ip,
+    };
+    let (sfu, handle) = Sfu::start(media, metrics).map_err(|source| StartError::Sfu {
+        port: config.sfu_udp_port,
+        source,
+    })?;
+    if config.sfu_public_ip.is_none() {
+        tracing::warn!(announced = %handle.announced, "SFU_PUBLIC_IP is not set: announcing a guessed address");
+    }
+    tracing::info!(addr = %handle.local_addr, announced = %handle.announced, mode = config.voice_mode.as_str(), "SFU listening");
+    Ok(Some(sfu))
 }
 
 /// The mailer and the postbox that feeds it, when SMTP is configured; says

@@ -321,6 +321,10 @@ enum Action {
     MoveSession,
     MoveToUnknownRoom,
     KickUser,
+    /// Server mute of the target's live session.
+    MuteSession,
+    /// Server deafen of the target's live session.
+    DeafenSession,
     ListBans,
     BanUser,
     /// A ban on the target's address, where it holds a live socket and a login session.
@@ -394,6 +398,10 @@ const MATRIX: &[Row] = &[
     row(MoveToUnknownRoom,       On::Plain,  [404, 404, 403, 403, 403]),
     row(KickUser,                On::Plain,  [204, 204, 403, 403, 204]),
     row(KickUser,                On::Admin,  [204, 403, 403, 403, 403]),
+    row(MuteSession,             On::Plain,  [204, 204, 403, 403, 403]),
+    row(MuteSession,             On::Admin,  [204, 403, 403, 403, 403]),
+    row(DeafenSession,           On::Plain,  [204, 204, 403, 403, 403]),
+    row(DeafenSession,           On::Admin,  [204, 403, 403, 403, 403]),
     row(ListBans,                On::Nobody, [200, 403, 403, 403, 200]),
     row(BanUser,                 On::Plain,  [201, 403, 403, 403, 201]),
     // Escalation: a bans.manage holder banning an admin.
@@ -576,6 +584,16 @@ impl Matrix {
                 Some(json!({"room": "no-such-room"})),
             ),
             KickUser => (Method::POST, format!("/api/admin/users/{target_id}/kick"), None),
+            MuteSession => (
+                Method::POST,
+                format!("/api/admin/sessions/{target_sid}/mute"),
+                Some(json!({"muted": true, "reason": "matrix"})),
+            ),
+            DeafenSession => (
+                Method::POST,
+                format!("/api/admin/sessions/{target_sid}/deafen"),
+                Some(json!({"deafened": true})),
+            ),
             ListBans => (Method::GET, "/api/admin/bans".into(), None),
             BanUser => (
                 Method::POST,

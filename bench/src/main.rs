@@ -19,6 +19,8 @@
 //! - `crash`: one round of the crash test: check what earlier rounds saw
 //!   acknowledged, catch up, then chat until the server dies (see
 //!   `crash.rs`).
+//! - `sfu`, `sfu-churn`: voice through the SFU with headless WebRTC peers
+//!   (see `sfu.rs`).
 //!
 //! Every loop is bounded in count and time, and a watchdog ends the process
 //! after `--max-runtime` seconds whatever happens.
@@ -26,6 +28,7 @@
 mod client;
 mod crash;
 mod floor;
+mod sfu;
 mod soak;
 mod stats;
 
@@ -51,6 +54,8 @@ enum Mode {
     Close,
     Soak,
     Crash,
+    Sfu,
+    SfuChurn,
 }
 
 #[derive(Debug, Parser)]
@@ -96,6 +101,18 @@ struct Args {
     admin_email: String,
     #[arg(long, default_value = "bench-admin-password")]
     admin_password: String,
+    /// SFU: members that talk (50 packets per second each).
+    #[arg(long, default_value_t = 10)]
+    speakers: usize,
+    /// SFU: members that only listen.
+    #[arg(long, default_value_t = 40)]
+    listeners: usize,
+    /// SFU churn: joins and leaves in all.
+    #[arg(long, default_value_t = 1000)]
+    cycles: usize,
+    /// SFU churn: sessions joining and leaving at once.
+    #[arg(long, default_value_t = 10)]
+    churners: usize,
     /// Hard limit on the whole run, in seconds.
     #[arg(long, default_value_t = 180)]
     max_runtime: u64,
@@ -131,16 +148,38 @@ struct Seen {
     closed: bool,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+/// The WebSocket modes run on one thread; the SFU modes, whose peers each
+/// decrypt every packet they hear, on two.
+fn main() {
     let args = Args::parse();
+    let runtime = match args.mode {
+        Mode::Sfu | Mode::SfuChurn => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        Mode::Fanout | Mode::Idle | Mode::Floor | Mode::Close | Mode::Soak | Mode::Crash => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()
+        }
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(start(args)),
+        Err(e) => println!("{}", json!({"fatal": format!("runtime: {e}")})),
+    }
+}
+
+async fn start(args: Args) {
     let watchdog = args.max_runtime;
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(watchdog)).await;
         println!("{}", json!({"fatal": format!("watchdog: run exceeded {watchdog} s")}));
         std::process::exit(3);
     });
-    let report = match run(&args).await {
+    let outcome = match args.mode {
+        Mode::Sfu => sfu::fanout(&args).await,
+        Mode::SfuChurn => sfu::churn(&args).await,
+        Mode::Fanout | Mode::Idle | Mode::Floor | Mode::Close | Mode::Soak | Mode::Crash => run(&args).await,
+    };
+    let report = match outcome {
         Ok(report) => report,
         Err(e) => json!({"fatal": e}),
     };
@@ -223,6 +262,7 @@ async fn run(args: &Args) -> Result<Value, String> {
             merge(&mut report, fanout);
         }
         Mode::Floor | Mode::Close | Mode::Soak | Mode::Crash => unreachable!("handled above"),
+        Mode::Sfu | Mode::SfuChurn => return Err("the SFU modes run in sfu.rs".into()),
         Mode::Idle => {
             // Memory is read 2 s into the hold and at its end (as the peer
             // harness does): the second is what idle connections cost once

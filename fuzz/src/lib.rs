@@ -122,6 +122,8 @@ const DECODERS: &[fn(&[u8])] = &[
     json::<admin::users::DisableTotpRequest>,
     json::<admin::invites::CreateRequest>,
     query::<auth::OidcLoginQuery>,
+    json::<admin::voice::MuteRequest>,
+    json::<admin::voice::DeafenRequest>,
 ];
 
 fn json<T: DeserializeOwned>(body: &[u8]) {

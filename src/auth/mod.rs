@@ -25,5 +25,7 @@ pub mod perm {
     pub const SESSIONS_MOVE: &str = "sessions.move";
     pub const BANS_MANAGE: &str = "bans.manage";
     pub const ROOMS_CREATE: &str = "rooms.create";
+    pub const VOICE_MUTE: &str = "voice.mute";
+    pub const VOICE_DEAFEN: &str = "voice.deafen";
     pub const FILES_UPLOAD: &str = "files.upload";
 }

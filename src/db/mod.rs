@@ -156,6 +156,11 @@ const MIGRATIONS: &[&str] = &[
     // keeps the username; older messages take the username.
     "ALTER TABLE messages ADD COLUMN display_name TEXT;
      UPDATE messages SET display_name = username;",
+    // 9 -> 10: server mute and deafen, for the moderator role.
+    "INSERT INTO permissions (name, builtin) VALUES ('voice.mute', 1), ('voice.deafen', 1);
+     INSERT INTO role_permissions (role_id, permission_id)
+         SELECT r.id, p.id FROM roles r, permissions p
+         WHERE r.name = 'moderator' AND p.name IN ('voice.mute', 'voice.deafen');",
 ];
 
 pub const LATEST_VERSION: u32 = 1 + MIGRATIONS.len() as u32;

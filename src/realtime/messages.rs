@@ -26,6 +26,9 @@ pub enum Control {
     Banned { reason: String },
     /// An admin moves this session: `moved`, then `joined` for the new room.
     MoveTo { room: RoomInfo, room_id: i64 },
+    /// A moderator mutes or deafens this session, or lifts it: the member
+    /// is told (`server_voice`) and the room sees the new voice state.
+    Moderate { action: Moderation, reason: String },
     /// The user's authority, name or picture changed: the session acts on
     /// the fresh record from now on, tells the client with a `user` frame,
     /// and its room the others (`member_updated`) when the name or picture
@@ -33,4 +36,11 @@ pub enum Control {
     Reauthorized { user: User },
     /// The server is stopping: an `error` frame with the reason, then close 1012.
     ServerStopping { reason: String },
+}
+
+/// What a moderator does to a session's voice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moderation {
+    Mute(bool),
+    Deafen(bool),
 }

@@ -88,9 +88,42 @@ pub struct Member {
     pub username: String,
     pub display_name: String,
     pub guest: bool,
+    pub avatar_url: Option<String>,
+    #[serde(flatten)]
+    pub voice: VoiceStatus,
+}
+
+/// Where a member's voice travels: straight to the others, or through the SFU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VoicePath {
+    P2p,
+    Sfu,
+}
+
+/// A session's voice, as its room and the admin console see it. `muted` is
+/// the member's own choice; `server_muted` and `server_deafened` are a
+/// moderator's, which the member cannot undo.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct VoiceStatus {
     pub in_voice: bool,
     pub muted: bool,
-    pub avatar_url: Option<String>,
+    pub server_muted: bool,
+    pub server_deafened: bool,
+    /// None when not in voice.
+    pub path: Option<VoicePath>,
+}
+
+impl VoiceStatus {
+    /// Out of voice (left it, or changed rooms): a moderator's mute and
+    /// deafen hold for the connection until lifted.
+    pub fn out_of_voice(self) -> Self {
+        Self {
+            server_muted: self.server_muted,
+            server_deafened: self.server_deafened,
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,11 +145,20 @@ pub struct LiveSession {
     pub user: UserRef,
     pub ip: String,
     pub room: Option<RoomCode>,
-    pub in_voice: bool,
-    pub muted: bool,
+    #[serde(flatten)]
+    pub voice: VoiceStatus,
     pub connected_at: DateTime<Utc>,
     pub user_agent: String,
     pub avatar_url: Option<String>,
+}
+
+/// How this server carries voice, as `hello` tells the client.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct VoiceInfo {
+    /// `auto`, `p2p` or `sfu` (VOICE_MODE).
+    pub mode: &'static str,
+    /// Members in voice above which a room uses the SFU (MESH_LIMIT).
+    pub mesh_limit: u32,
 }
 
 /// Every server frame but `joined`, which the room puts together from the
@@ -128,6 +170,7 @@ pub enum ServerMsg<'a> {
         sid: &'a SessionId,
         user: &'a User,
         ice_servers: &'a [Value],
+        voice: VoiceInfo,
         ice_transport_policy: IceTransportPolicy,
     },
     MemberJoined {
@@ -142,8 +185,14 @@ pub enum ServerMsg<'a> {
     },
     VoiceState {
         sid: &'a SessionId,
-        in_voice: bool,
-        muted: bool,
+        #[serde(flatten)]
+        voice: VoiceStatus,
+    },
+    /// To the member a moderator muted or deafened (or lifted it), with why.
+    VoiceModerated {
+        server_muted: bool,
+        server_deafened: bool,
+        reason: &'a str,
     },
     Signal {
         from: &'a SessionId,

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient};
 
-use super::messages::{Control, Deliver};
+use super::messages::{Control, Deliver, Moderation};
 use super::monitor::{self, AdminMonitor, RegistryEvent};
-use super::protocol::{LiveSession, RoomInfo, ServerMsg};
+use super::protocol::{LiveSession, RoomInfo, ServerMsg, VoiceStatus};
 use super::room::{self, Room, RoomIdle, SlowMember};
 use crate::auth::perm;
 use crate::db::users::User;
@@ -69,8 +69,7 @@ pub struct LeftRoom {
 #[rtype(result = "()")]
 pub struct VoiceChanged {
     pub sid: SessionId,
-    pub in_voice: bool,
-    pub muted: bool,
+    pub voice: VoiceStatus,
 }
 
 /// A session with `sessions.view` starts watching: the monitor sends it the
@@ -149,6 +148,17 @@ pub struct Move {
     pub sid: SessionId,
     pub room: RoomInfo,
     pub room_id: i64,
+}
+
+/// A moderator mutes or deafens one session (or lifts it): answers the
+/// session as it was, if it is live. The session applies it and reports
+/// its new voice state like any other change.
+#[derive(Message)]
+#[rtype(result = "Option<LiveSession>")]
+pub struct Moderate {
+    pub sid: SessionId,
+    pub action: Moderation,
+    pub reason: String,
 }
 
 /// The server is stopping: every session is told and closed.
@@ -296,8 +306,7 @@ impl Handler<EnterRoom> for SessionRegistry {
         let room = self.room(msg.room, msg.room_id, ctx);
         if let Some(entry) = self.sessions.get_mut(&msg.sid) {
             entry.live.room = Some(code);
-            entry.live.in_voice = false;
-            entry.live.muted = false;
+            entry.live.voice = entry.live.voice.out_of_voice();
         }
         self.publish(&msg.sid);
         MessageResult(room)
@@ -319,8 +328,7 @@ impl Handler<LeftRoom> for SessionRegistry {
     fn handle(&mut self, msg: LeftRoom, _: &mut Context<Self>) {
         if let Some(entry) = self.sessions.get_mut(&msg.sid) {
             entry.live.room = None;
-            entry.live.in_voice = false;
-            entry.live.muted = false;
+            entry.live.voice = entry.live.voice.out_of_voice();
         }
         self.publish(&msg.sid);
     }
@@ -331,8 +339,7 @@ impl Handler<VoiceChanged> for SessionRegistry {
 
     fn handle(&mut self, msg: VoiceChanged, _: &mut Context<Self>) {
         if let Some(entry) = self.sessions.get_mut(&msg.sid) {
-            entry.live.in_voice = msg.in_voice;
-            entry.live.muted = msg.muted;
+            entry.live.voice = msg.voice;
         }
         self.publish(&msg.sid);
     }
@@ -467,6 +474,19 @@ impl Handler<Move> for SessionRegistry {
     }
 }
 
+impl Handler<Moderate> for SessionRegistry {
+    type Result = Option<LiveSession>;
+
+    fn handle(&mut self, msg: Moderate, _: &mut Context<Self>) -> Self::Result {
+        let entry = self.sessions.get(&msg.sid)?;
+        entry.control.do_send(Control::Moderate {
+            action: msg.action,
+            reason: msg.reason,
+        });
+        Some(entry.live.clone())
+    }
+}
+
 impl Handler<Shutdown> for SessionRegistry {
     type Result = usize;
 
@@ -559,7 +579,7 @@ mod tests {
     }
 
     #[actix::test]
-    async fn kicks_bans_moves_and_shutdown_reach_exactly_their_targets() {
+    async fn kicks_bans_moves_mutes_and_shutdown_reach_exactly_their_targets() {
         let registry = registry();
         let s1 = connect(&registry, "s1", 1, "10.0.0.1", 100);
         let s2 = connect(&registry, "s2", 1, "10.0.0.2", 101);
@@ -592,6 +612,14 @@ mod tests {
             room_id: 1,
         };
         assert!(registry.send(nobody).await.unwrap().is_none());
+        let moderate = |sid: &str| Moderate {
+            sid: SessionId(sid.into()),
+            action: Moderation::Mute(true),
+            reason: "why".into(),
+        };
+        let muted = registry.send(moderate("s3")).await.unwrap();
+        assert_eq!(muted.map(|s| s.sid.0), Some("s3".to_owned()));
+        assert!(registry.send(moderate("nobody")).await.unwrap().is_none());
         let told = registry
             .send(Shutdown {
                 reason: "restart".into(),
@@ -622,7 +650,12 @@ mod tests {
         );
         assert_eq!(
             *s3.borrow(),
-            [Got::Kicked(why()), Got::Banned(why()), Got::Stopping("restart".into())]
+            [
+                Got::Kicked(why()),
+                Got::Banned(why()),
+                Got::Moderated(Moderation::Mute(true), why()),
+                Got::Stopping("restart".into())
+            ]
         );
     }
 

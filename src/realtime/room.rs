@@ -19,7 +19,7 @@ use bytestring::ByteString;
 use serde_json::Value;
 
 use super::messages::Deliver;
-use super::protocol::{encode, error_frame, Member, ProtocolError, RoomInfo, ServerMsg};
+use super::protocol::{encode, error_frame, Member, ProtocolError, RoomInfo, ServerMsg, VoiceStatus};
 use crate::db::messages::{self, NewMessage};
 use crate::db::writer::Writer;
 use crate::db::{self, DbError, Pool};
@@ -83,8 +83,7 @@ struct Stored {
 #[rtype(result = "()")]
 pub struct Voice {
     pub sid: SessionId,
-    pub in_voice: bool,
-    pub muted: bool,
+    pub voice: VoiceStatus,
 }
 
 /// Signalling data for one other member, passed through unchanged.
@@ -446,13 +445,11 @@ impl Handler<Voice> for Room {
         let Some(seat) = self.seat_mut(&msg.sid) else {
             return;
         };
-        seat.member.in_voice = msg.in_voice;
-        seat.member.muted = msg.muted;
+        seat.member.voice = msg.voice;
         seat.encoded = encode(&seat.member);
         let frame = ServerMsg::VoiceState {
             sid: &msg.sid,
-            in_voice: msg.in_voice,
-            muted: msg.muted,
+            voice: msg.voice,
         }
         .encode();
         self.broadcast(&frame, None);
@@ -472,7 +469,7 @@ impl Handler<Relay> for Room {
         if msg.from == msg.to {
             return self.refuse_relay(&msg.from, "not_in_room", "that session is not in your room");
         }
-        if !(from.member.in_voice && to.member.in_voice) {
+        if !(from.member.voice.in_voice && to.member.voice.in_voice) {
             return self.refuse_relay(
                 &msg.from,
                 "not_in_voice",

@@ -22,13 +22,14 @@ use tokio::net::TcpStream;
 use super::frame::{close, OpCode};
 use super::ice::{self, IceConfig};
 use super::limits::{Flood, TokenBucket};
-use super::messages::{Control, Deliver};
+use super::messages::{Control, Deliver, Moderation};
 use super::protocol::{
-    error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction,
-    MAX_CHAT_CHARS, MAX_NONCE_CHARS, MAX_SIGNAL_BYTES,
+    error_frame, ClientMsg, LiveSession, Member, ProtocolError, RoomInfo, ServerMsg, UserRef, VoiceAction, VoiceInfo,
+    VoicePath, VoiceStatus, MAX_CHAT_CHARS, MAX_NONCE_CHARS, MAX_SIGNAL_BYTES,
 };
 use super::registry::{Connect, Disconnect, EnterRoom, LeftRoom, SessionRegistry, Unwatch, VoiceChanged, Watch};
 use super::room::{self, Room};
+use super::sfu::{self, Sfu};
 use super::socket::{Ending, Incoming, Read, Socket};
 use crate::auth::perm;
 use crate::auth::session::Auth;
@@ -77,6 +78,10 @@ pub struct SessionEnv {
     /// The thread where the registry and the rooms run: sessions run there
     /// too, so a room's fan-out never crosses threads.
     pub live: ArbiterHandle,
+    /// The SFU's control plane; none with VOICE_MODE=p2p.
+    pub sfu: Option<Addr<Sfu>>,
+    /// VOICE_MODE and MESH_LIMIT, as `hello` tells them.
+    pub voice: VoiceInfo,
 }
 
 struct InRoom {
@@ -98,6 +103,13 @@ pub struct WsSession {
     room: Option<InRoom>,
     in_voice: bool,
     muted: bool,
+    /// A moderator's mute and deafen: they hold for this connection, across
+    /// voice and rooms, until lifted.
+    server_muted: bool,
+    server_deafened: bool,
+    /// Whether this session's voice goes through the SFU (it sent `sfu`
+    /// join and has not left since).
+    on_sfu: bool,
     last_heard: Instant,
     heartbeats: u32,
     frames: TokenBucket,
@@ -153,6 +165,9 @@ impl WsSession {
             room: None,
             in_voice: false,
             muted: false,
+            server_muted: false,
+            server_deafened: false,
+            on_sfu: false,
             last_heard: Instant::now(),
             heartbeats: 0,
             frames: TokenBucket::new(FRAME_RATE, FRAME_BURST),
@@ -328,9 +343,23 @@ impl WsSession {
             username: self.user.username.clone(),
             display_name: self.user.display_name.clone(),
             guest: self.user.guest,
+            avatar_url: self.user.avatar_url.clone(),
+            voice: self.voice_status(),
+        }
+    }
+
+    fn voice_status(&self) -> VoiceStatus {
+        let path = match (self.in_voice, self.on_sfu) {
+            (false, _) => None,
+            (true, false) => Some(VoicePath::P2p),
+            (true, true) => Some(VoicePath::Sfu),
+        };
+        VoiceStatus {
             in_voice: self.in_voice,
             muted: self.muted,
-            avatar_url: self.user.avatar_url.clone(),
+            server_muted: self.server_muted,
+            server_deafened: self.server_deafened,
+            path,
         }
     }
 
@@ -343,8 +372,7 @@ impl WsSession {
             },
             ip: self.ip.clone(),
             room: self.room.as_ref().map(|r| r.info.code.clone()),
-            in_voice: self.in_voice,
-            muted: self.muted,
+            voice: self.voice_status(),
             connected_at: Utc::now(),
             user_agent: self.user_agent.clone(),
             avatar_url: self.user.avatar_url.clone(),
@@ -357,6 +385,7 @@ impl WsSession {
             sid: &self.sid,
             user: &self.user,
             ice_servers: &ice_servers,
+            voice: self.env.voice,
             ice_transport_policy: self.env.ice.transport_policy,
         }
         .encode();
@@ -434,12 +463,16 @@ impl WsSession {
             ClientMsg::Leave => self.leave(),
             ClientMsg::Chat { text, nonce } => self.chat(text, nonce, ctx),
             ClientMsg::Voice { action } => self.set_voice(action == VoiceAction::Join, self.muted, ctx),
+            ClientMsg::Mute { muted: false } if self.server_muted || self.server_deafened => self.refuse(
+                ctx,
+                ProtocolError::new(
+                    "forbidden",
+                    "a moderator has muted you: only a moderator can unmute you",
+                ),
+            ),
             ClientMsg::Mute { muted } => self.set_voice(self.in_voice, muted, ctx),
             ClientMsg::Signal { to, data } => self.relay(to, data, ctx),
-            ClientMsg::Sfu { .. } => self.refuse(
-                ctx,
-                ProtocolError::new("sfu_unavailable", "this server has no SFU: use peer-to-peer voice"),
-            ),
+            ClientMsg::Sfu { data } => self.pass_to_sfu(data, ctx),
             ClientMsg::AdminWatch => self.watch(ctx),
             ClientMsg::Ping => self.send(ctx, ServerMsg::Pong),
         }
@@ -512,6 +545,7 @@ impl WsSession {
         }
         self.in_voice = false;
         self.muted = false;
+        self.leave_sfu();
         room.addr.do_send(room::Leave { sid: self.sid.clone() });
         self.audit("room_leave", Some(&room.info.code), json!({"sid": self.sid}));
     }
@@ -570,16 +604,50 @@ impl WsSession {
         }
         self.in_voice = in_voice;
         self.muted = muted;
-        room.addr.do_send(room::Voice {
-            sid: self.sid.clone(),
-            in_voice,
-            muted,
-        });
+        if !in_voice {
+            self.leave_sfu();
+        }
+        self.announce_voice();
+    }
+
+    /// Tells the room (`voice_state`) and the registry this session's voice.
+    fn announce_voice(&self) {
+        let voice = self.voice_status();
+        if let Some(room) = &self.room {
+            room.addr.do_send(room::Voice {
+                sid: self.sid.clone(),
+                voice,
+            });
+        }
         self.env.registry.do_send(VoiceChanged {
             sid: self.sid.clone(),
-            in_voice,
-            muted,
+            voice,
         });
+    }
+
+    /// A moderator's mute or deafen (or its lifting): the member is told why,
+    /// the SFU stops (or resumes) forwarding, and the room sees the state.
+    fn moderate(&mut self, action: Moderation, reason: String, ctx: &mut Ctx) {
+        match action {
+            Moderation::Mute(on) => self.server_muted = on,
+            Moderation::Deafen(on) => self.server_deafened = on,
+        }
+        self.send(
+            ctx,
+            ServerMsg::VoiceModerated {
+                server_muted: self.server_muted,
+                server_deafened: self.server_deafened,
+                reason: &reason,
+            },
+        );
+        if let Some(sfu) = &self.env.sfu {
+            sfu.do_send(sfu::Moderate {
+                sid: self.sid.clone(),
+                muted: self.server_muted,
+                deafened: self.server_deafened,
+            });
+        }
+        self.announce_voice();
     }
 
     fn relay(&mut self, to: SessionId, data: Value, ctx: &mut Ctx) {
@@ -593,6 +661,47 @@ impl WsSession {
                 data,
             }),
             None => self.refuse(ctx, ProtocolError::new("not_in_room", "join a room first")),
+        }
+    }
+
+    /// Passes an `sfu` frame to the SFU, with the room and voice state it needs.
+    fn pass_to_sfu(&mut self, data: Value, ctx: &mut Ctx) {
+        let Some(sfu) = self.env.sfu.clone() else {
+            return self.refuse(
+                ctx,
+                ProtocolError::new("sfu_unavailable", "this server has no SFU: use peer-to-peer voice"),
+            );
+        };
+        let Some(room) = &self.room else {
+            return self.refuse(ctx, ProtocolError::new("not_in_room", "join a room first"));
+        };
+        let action = data.get("action").and_then(Value::as_str).map(str::to_owned);
+        sfu.do_send(sfu::Signal {
+            sid: self.sid.clone(),
+            room: room.info.code.clone(),
+            in_voice: self.in_voice,
+            server_muted: self.server_muted,
+            server_deafened: self.server_deafened,
+            data,
+            reply: ctx.address().recipient(),
+        });
+        // The member list shows who is on which path.
+        let on_sfu = match action.as_deref() {
+            Some("join") => self.in_voice,
+            Some("leave") => false,
+            _ => self.on_sfu,
+        };
+        if on_sfu != self.on_sfu {
+            self.on_sfu = on_sfu;
+            self.announce_voice();
+        }
+    }
+
+    /// Ends this session's media on the SFU, if it has any there.
+    fn leave_sfu(&mut self) {
+        self.on_sfu = false;
+        if let Some(sfu) = &self.env.sfu {
+            sfu.do_send(sfu::Leave { sid: self.sid.clone() });
         }
     }
 
@@ -690,6 +799,7 @@ impl Handler<Control> for WsSession {
                 self.send(ctx, ServerMsg::Moved { room: &room });
                 self.enter(room, room_id, ctx);
             }
+            Control::Moderate { action, reason } => self.moderate(action, reason, ctx),
             Control::Reauthorized { user } => self.reauthorized(user, ctx),
             Control::ServerStopping { reason } => {
                 self.refuse(ctx, ProtocolError::new("server_restarting", reason));
@@ -757,6 +867,11 @@ mod tests {
             outbox_bytes: 16 * 1024,
             require_verified_email: false,
             live: actix::Arbiter::current(),
+            sfu: None,
+            voice: VoiceInfo {
+                mode: "p2p",
+                mesh_limit: 6,
+            },
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpSocket::new_v4().unwrap();

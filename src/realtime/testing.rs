@@ -10,7 +10,7 @@ use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, WrapFutur
 use chrono::Utc;
 use serde_json::Value;
 
-use super::messages::{Control, Deliver};
+use super::messages::{Control, Deliver, Moderation};
 use super::protocol::{LiveSession, Member, UserRef};
 use super::room::{RoomIdle, SlowMember};
 use crate::ids::{SessionId, UserId};
@@ -22,6 +22,7 @@ pub enum Got {
     Kicked(String),
     Banned(String),
     Moved(String),
+    Moderated(Moderation, String),
     Stopping(String),
     /// Reauthorized, with the fresh record's username.
     Reauthorized(String),
@@ -91,6 +92,7 @@ impl Handler<Control> for Probe {
             Control::Kicked { reason } => self.record(Got::Kicked(reason)),
             Control::Banned { reason } => self.record(Got::Banned(reason)),
             Control::MoveTo { room, .. } => self.record(Got::Moved(room.code.0)),
+            Control::Moderate { action, reason } => self.record(Got::Moderated(action, reason)),
             Control::Reauthorized { user } => self.record(Got::Reauthorized(user.username)),
             Control::ServerStopping { reason } => {
                 self.record(Got::Stopping(reason));
@@ -123,8 +125,7 @@ pub fn member(sid: &str, user: i64) -> Member {
         username: format!("user{user}"),
         display_name: format!("User {user}"),
         guest: false,
-        in_voice: false,
-        muted: false,
+        voice: Default::default(),
         avatar_url: None,
     }
 }
@@ -138,8 +139,7 @@ pub fn live(sid: &str, user: i64, ip: &str) -> LiveSession {
         },
         ip: ip.into(),
         room: None,
-        in_voice: false,
-        muted: false,
+        voice: Default::default(),
         connected_at: Utc::now(),
         user_agent: String::new(),
         avatar_url: None,

@@ -71,6 +71,12 @@ describe('the admin console', () => {
     await sessionRow('finn').locator('td', { hasText: 'lobby' }).waitFor();
     await finn.click('#voice-join');
     await sessionRow('finn').locator('td[data-voice="on"]').waitFor();
+    // A server mute from the console: shown in the row and on finn's page, then lifted.
+    await sessionRow('finn').locator('button', { hasText: /^Mute$/ }).click();
+    await sessionRow('finn').locator('td', { hasText: 'muted by a moderator' }).waitFor();
+    await finn.locator('#room-notice', { hasText: 'A moderator has muted you' }).waitFor();
+    await sessionRow('finn').locator('button', { hasText: /^Unmute$/ }).click();
+    await sessionRow('finn').locator('button', { hasText: /^Mute$/ }).waitFor();
     await finn.click('#voice-mute');
     await sessionRow('finn').locator('td[data-voice="muted"]').waitFor();
     await finn.click('#voice-leave');

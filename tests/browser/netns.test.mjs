@@ -38,7 +38,8 @@ describe('a network namespace where peer-to-peer voice is blocked', { skip: !sup
 
   before(async () => {
     netns = await createNetns();
-    server = await startServer({}, { netns });
+    // Peer-to-peer only: this proves the harness, so the client must not move to the SFU.
+    server = await startServer({ VOICE_MODE: 'p2p' }, { netns });
     await netns.firewall({ tcpPort: server.port, udpPort: SFU_UDP_PORT });
     browser = await launchBrowser({ netns });
     ann = await openPage(browser, server);

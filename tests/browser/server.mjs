@@ -44,6 +44,9 @@ export async function startServer(env = {}, { netns = null } = {}) {
     ALLOW_GUESTS: 'true',
     CAPTCHA: 'false',
     LOGIN_RATE_PER_MIN: '0',
+    // Any free loopback port: several servers run at once.
+    SFU_UDP_PORT: '0',
+    SFU_PUBLIC_IP: '127.0.0.1',
     REGISTER_RATE_PER_MIN: '0',
     ...env,
   };

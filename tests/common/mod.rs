@@ -26,8 +26,9 @@ pub const ADMIN_EMAIL: &str = "admin@example.org";
 pub const PASSWORD: &str = "correct horse battery";
 
 /// Test settings: fast bcrypt, no CAPTCHA, guests on, no limit on
-/// registrations (tests register many accounts from 127.0.0.1). Tests
-/// override any key.
+/// registrations (tests register many accounts from 127.0.0.1), the SFU on
+/// any free loopback UDP port (many servers run at once). Tests override any
+/// key.
 const DEFAULTS: &[(&str, &str)] = &[
     ("BCRYPT_COST", "4"),
     ("CAPTCHA", "false"),
@@ -37,6 +38,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("SECRET_KEY", "integration-test-secret-key"),
     ("LOG_FORMAT", "json"),
     ("RUST_LOG", "info"),
+    ("SFU_UDP_PORT", "0"),
+    ("SFU_PUBLIC_IP", "127.0.0.1"),
 ];
 
 pub struct Server {

@@ -67,12 +67,14 @@ export class MemberList {
     return null;
   }
 
-  setVoice(sid, inVoice, muted) {
+  /** Takes a `voice_state` frame's fields (in_voice, muted, server_muted, server_deafened, path). */
+  setVoice(sid, state) {
     const entry = this.entries.get(sid);
     if (!entry) return;
-    entry.member.in_voice = inVoice;
-    entry.member.muted = muted;
-    if (!inVoice) entry.speaking = false;
+    for (const key of ['in_voice', 'muted', 'server_muted', 'server_deafened', 'path']) {
+      if (key in state) entry.member[key] = state[key];
+    }
+    if (!entry.member.in_voice) entry.speaking = false;
     this.refresh(entry);
   }
 
@@ -92,19 +94,26 @@ export class MemberList {
   render({ member, speaking }) {
     const own = member.sid === this.ownSid();
     const name = member.display_name || member.username;
-    const voice = !member.in_voice ? 'off' : member.muted ? 'muted' : 'on';
+    const silenced = member.muted || member.server_muted || member.server_deafened;
+    const voice = !member.in_voice ? 'off' : silenced ? 'muted' : 'on';
     const states = [];
     if (member.in_voice) states.push(h('span', { class: 'state state-voice' }, 'In voice'));
-    if (member.in_voice && member.muted) states.push(h('span', { class: 'state state-muted' }, 'Muted'));
-    if (member.in_voice && speaking && !member.muted) {
+    if (member.in_voice && member.path === 'sfu') {
+      states.push(h('span', { class: 'state state-path', title: 'Voice through the server' }, 'Via server'));
+    }
+    if (member.server_deafened) states.push(h('span', { class: 'state state-muted' }, 'Deafened by a moderator'));
+    else if (member.server_muted) states.push(h('span', { class: 'state state-muted' }, 'Muted by a moderator'));
+    else if (member.in_voice && member.muted) states.push(h('span', { class: 'state state-muted' }, 'Muted'));
+    if (member.in_voice && speaking && !silenced) {
       states.push(h('span', { class: 'state state-speaking' }, 'Speaking'));
     }
     return h(
       'li',
       {
-        class: speaking && member.in_voice && !member.muted ? 'member member-speaking' : 'member',
+        class: speaking && member.in_voice && !silenced ? 'member member-speaking' : 'member',
         'data-sid': member.sid,
         'data-voice': voice,
+        'data-path': member.path ?? 'none',
       },
       avatar(member.avatar_url, name, 'member-avatar'),
       h(

@@ -39,11 +39,13 @@ export class Socket {
     this.handlers = new Map();
     this.ws = null;
     this.state = 'idle';
-    /** From `hello`: this connection's id, the user, the WebRTC servers and policy. */
+    /** From `hello`: this connection's id, the user, the WebRTC servers and policy, the voice mode. */
     this.sid = null;
     this.user = null;
     this.iceServers = [];
     this.iceTransportPolicy = 'all';
+    this.voiceMode = 'p2p';
+    this.meshLimit = 6;
     /** The room this page belongs in; asked for again after every reconnection. */
     this.room = null;
     this.attempt = 0;
@@ -148,6 +150,8 @@ export class Socket {
     this.sid = frame.sid;
     this.user = frame.user;
     this.iceServers = Array.isArray(frame.ice_servers) ? frame.ice_servers : [];
+    this.voiceMode = frame.voice?.mode ?? 'p2p';
+    this.meshLimit = frame.voice?.mesh_limit ?? 6;
     this.iceTransportPolicy = frame.ice_transport_policy === 'relay' ? 'relay' : 'all';
     this.everConnected = true;
     this.attempt = 0;

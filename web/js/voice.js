@@ -1,4 +1,14 @@
-// Voice: a WebRTC audio mesh between the members of a room who are in voice.
+// Voice: a WebRTC audio mesh between the members of a room who are in voice,
+// or one connection to the server's SFU (sfu.js), which forwards the others'
+// voice. Which one follows the server's voice mode (`hello`'s `voice`):
+// `p2p` always the mesh, `sfu` always the SFU, and `auto` the mesh until the
+// room needs the SFU: a connection to another member that is not up within
+// FALLBACK_TIMEOUT_MS, or fails again after an ICE restart; more members in
+// voice than the mesh limit; or anyone in the room's voice already on the SFU
+// (a member's `path`). Then this side moves to the SFU, and everyone else
+// follows when they see its `path`, so the whole room's voice moves together
+// and everyone keeps hearing everyone. It stays there until this side leaves
+// voice.
 //
 // Each pair of members holds one RTCPeerConnection, negotiated with the
 // "perfect negotiation" pattern: either side may make an offer at any time, and
@@ -14,6 +24,8 @@
 //
 // Whether someone is speaking is measured locally from the audio level of each
 // stream (an AnalyserNode), for the own microphone and every remote stream.
+
+import { SfuLink } from './sfu.js';
 
 const AUDIO_CONSTRAINTS = {
   audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
@@ -52,6 +64,10 @@ export class Voice {
     this.onPeer = onPeer ?? (() => {});
     /** sid -> Peer. Also read by the browser tests through window.__switchboard. */
     this.peers = new Map();
+    /** The connection to the server's SFU, when voice goes through it. */
+    this.sfu = null;
+    /** sid -> LevelMeter for the voices that arrive through the SFU. */
+    this.sfuMeters = new Map();
     this.inVoice = false;
     this.joining = false;
     /** Sent "join voice", waiting for the server's echo of it (see memberVoiceChanged). */
@@ -63,6 +79,10 @@ export class Voice {
     this.meterTimer = null;
     /** performance.now() when the person asked to join, for measuring set-up time. */
     this.joinStartedAt = null;
+    /** In `auto`: a connection of this side's could not be made directly. */
+    this.fellBack = false;
+    /** performance.now() when voice moved to the SFU, and why (read by the browser tests). */
+    this.movedToSfu = null;
     socket.on('signal', (frame) => this.onSignal(frame));
     socket.on('error', (frame) => {
       if (frame.code === 'sfu_unavailable') this.onNotice(SERVER_RELAY_UNAVAILABLE);
@@ -118,7 +138,10 @@ export class Voice {
     this.inVoice = false;
     this.awaitingEcho = false;
     this.muted = false;
+    this.fellBack = false;
+    this.movedToSfu = null;
     for (const sid of [...this.peers.keys()]) this.closePeer(sid);
+    this.closeSfu();
     this.stopMetering();
     this.localMeter?.close();
     this.localMeter = null;
@@ -132,7 +155,7 @@ export class Voice {
   setMuted(muted) {
     if (!this.inVoice) return;
     this.muted = muted;
-    for (const track of this.stream?.getAudioTracks() ?? []) track.enabled = !muted;
+    this.applySilence();
     this.socket.send({ type: 'mute', muted });
     this.onChange();
   }
@@ -148,7 +171,63 @@ export class Voice {
   rejoin() {
     if (!this.inVoice) return;
     for (const sid of [...this.peers.keys()]) this.closePeer(sid);
+    this.closeSfu();
     this.announce();
+  }
+
+  /** Whether this side's voice should go through the SFU now (see the top). */
+  get viaServer() {
+    const mode = this.socket.voiceMode;
+    if (mode !== 'auto') return mode === 'sfu';
+    if (this.fellBack) return true;
+    const others = this.members().filter((m) => m.in_voice && m.sid !== this.socket.sid);
+    return others.length + 1 > this.socket.meshLimit || others.some((m) => m.path === 'sfu');
+  }
+
+  /** Closes the mesh and connects through the SFU; `reason` is kept for the tests. */
+  moveToSfu(reason) {
+    if (!this.inVoice || this.awaitingEcho || this.sfu) return;
+    for (const sid of [...this.peers.keys()]) this.closePeer(sid);
+    this.movedToSfu = { at: performance.now(), reason };
+    this.openSfu();
+    this.onChange();
+  }
+
+  /**
+   * A direct connection to `sid` could not be made (not up in time, or failed
+   * after an ICE restart). In `auto` the room's voice moves to the SFU; with
+   * peer-to-peer only, the person is told.
+   */
+  fallBack(sid) {
+    if (this.socket.voiceMode !== 'auto') {
+      this.onNotice(SERVER_RELAY_UNAVAILABLE);
+      return;
+    }
+    this.fellBack = true;
+    this.moveToSfu(`no direct connection to ${sid}`);
+  }
+
+  /** Whether a member's voice is silenced by a moderator, or this side is deafened. */
+  silenced(sid) {
+    const own = this.members().find((m) => m.sid === this.socket.sid);
+    const member = this.members().find((m) => m.sid === sid);
+    return Boolean(own?.server_deafened || member?.server_muted || member?.server_deafened);
+  }
+
+  /**
+   * Applies moderators' mutes and deafens in the mesh, where no server sits
+   * between the members: the microphone sends silence while this side is muted
+   * by anyone, and a muted or deafened member's audio is not played (nor is
+   * anyone's to a deafened member). On the SFU the server stops forwarding too.
+   */
+  applySilence() {
+    const own = this.members().find((m) => m.sid === this.socket.sid);
+    const serverSilenced = Boolean(own?.server_muted || own?.server_deafened);
+    for (const track of this.stream?.getAudioTracks() ?? []) track.enabled = !this.muted && !serverSilenced;
+    for (const [sid, peer] of this.peers) {
+      if (peer.audioElement) peer.audioElement.muted = this.silenced(sid);
+    }
+    for (const slot of this.sfu?.slots.values() ?? []) slot.audio.muted = this.silenced(slot.sid);
   }
 
   /**
@@ -158,14 +237,17 @@ export class Voice {
    * later call this side.
    */
   memberVoiceChanged(sid, inVoice) {
+    this.applySilence();
     if (sid === this.socket.sid) {
       if (inVoice && this.awaitingEcho && this.inVoice) {
         this.awaitingEcho = false;
-        this.connectToAll();
+        if (this.viaServer) this.openSfu();
+        else this.connectToAll();
       }
       return;
     }
     if (!inVoice) this.closePeer(sid);
+    if (this.viaServer) this.moveToSfu(`the room's voice moved (${sid})`);
   }
 
   /** A member left the room. */
@@ -187,6 +269,38 @@ export class Voice {
     }
   }
 
+  openSfu() {
+    this.closeSfu();
+    this.sfu = new SfuLink({
+      socket: this.socket,
+      stream: this.stream,
+      audioContainer: this.audioContainer,
+      onRemote: (sid, stream) => {
+        this.sfuStream(sid, stream);
+        this.applySilence();
+      },
+      onState: () => this.onChange(),
+      onClosed: (reason) => {
+        this.onNotice(`Voice through the server stopped (${reason || 'no reason given'}). Join voice again.`);
+        this.leave();
+      },
+    });
+    this.sfu.start();
+  }
+
+  closeSfu() {
+    this.sfu?.close();
+    this.sfu = null;
+  }
+
+  /** A voice arriving through the SFU started (`stream`) or stopped (null). */
+  sfuStream(sid, stream) {
+    this.sfuMeters.get(sid)?.close();
+    this.sfuMeters.delete(sid);
+    this.onSpeaking(sid, false);
+    if (stream && this.audio) this.sfuMeters.set(sid, new LevelMeter(this.audio, stream));
+  }
+
   closePeer(sid) {
     const peer = this.peers.get(sid);
     if (!peer) return;
@@ -197,7 +311,7 @@ export class Voice {
   }
 
   onSignal(frame) {
-    if (!this.inVoice || typeof frame.from !== 'string' || !frame.data) return;
+    if (!this.inVoice || this.sfu || typeof frame.from !== 'string' || !frame.data) return;
     let peer = this.peers.get(frame.from);
     if (!peer) {
       // Only an offer starts a connection; a late candidate of a closed one does not.
@@ -217,17 +331,6 @@ export class Voice {
 
   sendSignal(to, data) {
     this.socket.send({ type: 'signal', to, data });
-  }
-
-  /**
-   * SFU FALLBACK HOOK. Called when a direct connection to `sid` failed even after
-   * an ICE restart. A server-side relay (SFU) would carry the audio instead; this
-   * server has none yet and answers `{"type":"error","code":"sfu_unavailable"}`,
-   * which the constructor turns into a notice. Replace the body when an SFU exists.
-   */
-  requestServerRelay(sid) {
-    const sent = this.socket.send({ type: 'sfu', data: { action: 'relay', peer: sid } });
-    if (!sent) this.onNotice(SERVER_RELAY_UNAVAILABLE);
   }
 
   startMetering() {
@@ -250,6 +353,10 @@ export class Voice {
       const speaking = peer.meter?.update(now, true) ?? null;
       if (speaking !== null) this.onSpeaking(sid, speaking);
     }
+    for (const [sid, meter] of this.sfuMeters) {
+      const speaking = meter.update(now, true);
+      if (speaking !== null) this.onSpeaking(sid, speaking);
+    }
   }
 
   stopStream() {
@@ -269,6 +376,8 @@ const SERVER_RELAY_UNAVAILABLE =
 
 /** A connection still not up after this long is restarted like a failed one. */
 const CONNECT_TIMEOUT_MS = 15_000;
+/** In `auto`, a first connection not up after this long moves voice to the SFU. */
+const FALLBACK_TIMEOUT_MS = 5_000;
 
 /** One member's connection, negotiated with the perfect-negotiation pattern. */
 class Peer {
@@ -299,7 +408,8 @@ class Peer {
     });
     this.pc.addEventListener('track', (event) => this.play(event));
     this.pc.addEventListener('connectionstatechange', () => this.stateChanged());
-    this.watchdog = setTimeout(() => this.checkConnected(), CONNECT_TIMEOUT_MS);
+    const firstWait = voice.socket.voiceMode === 'auto' ? FALLBACK_TIMEOUT_MS : CONNECT_TIMEOUT_MS;
+    this.watchdog = setTimeout(() => this.checkConnected(), firstWait);
     // The initiator's tracks start the negotiation; the other side adds its own
     // when the offer is in, so they ride on the answer (no second offer).
     if (initiator) this.addLocalTracks();
@@ -369,6 +479,7 @@ class Peer {
     }
     // Chrome feeds a remote stream to Web Audio only while a media element plays it.
     this.audioElement.srcObject = stream;
+    this.audioElement.muted = this.voice.silenced(this.sid);
     this.audioElement.play().catch(() => {});
     this.meter?.close();
     this.meter = this.voice.audio ? new LevelMeter(this.voice.audio, stream) : null;
@@ -381,11 +492,11 @@ class Peer {
     this.voice.onPeer(this.sid, state);
   }
 
-  /** A failed connection gets one ICE restart; failing again, the SFU hook. */
+  /** A failed connection gets one ICE restart; failing again, the SFU. */
   recover() {
     if (this.closed) return;
     if (this.restartedIce) {
-      this.voice.requestServerRelay(this.sid);
+      this.voice.fallBack(this.sid);
       return;
     }
     this.restartedIce = true;
@@ -395,8 +506,13 @@ class Peer {
     this.watchdog = setTimeout(() => this.checkConnected(), CONNECT_TIMEOUT_MS);
   }
 
+  /** In `auto`, a connection never up in time goes straight to the SFU. */
   checkConnected() {
     if (this.closed || this.pc.connectionState === 'connected') return;
+    if (this.connectedAt === null && this.voice.socket.voiceMode === 'auto') {
+      this.voice.fallBack(this.sid);
+      return;
+    }
     this.recover();
   }
 

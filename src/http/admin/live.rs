@@ -116,7 +116,7 @@ async fn may_act_on_user(state: &AppState, auth: &Auth, user: UserId) -> Result<
 
 /// The same for the user of a live session; an unknown `sid` passes, and
 /// the action itself answers 404.
-async fn may_act_on_session(state: &AppState, auth: &Auth, sid: &SessionId) -> Result<(), ApiError> {
+pub(super) async fn may_act_on_session(state: &AppState, auth: &Auth, sid: &SessionId) -> Result<(), ApiError> {
     if auth.user.is_admin {
         return Ok(());
     }

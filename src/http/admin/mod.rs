@@ -5,6 +5,7 @@ pub mod live;
 pub mod logs;
 pub mod roles;
 pub mod users;
+pub mod voice;
 
 use actix_web::web;
 
@@ -32,4 +33,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     invites::configure(cfg);
     roles::configure(cfg);
     logs::configure(cfg);
+    voice::configure(cfg);
 }

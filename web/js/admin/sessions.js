@@ -1,6 +1,6 @@
 // The live sessions tab: every connected session, kept current by the socket's
 // `admin_watch` (a `sessions` snapshot, then `session_update` and `session_gone`),
-// with kick, move and ban.
+// with kick, move, ban, and server mute and deafen.
 
 import { shortAgent } from '../agents.js';
 import { api } from '../api.js';
@@ -9,7 +9,7 @@ import { byId, h, setText } from '../dom.js';
 import { hasPermission } from '../session.js';
 import { timeElement } from '../time.js';
 import { openBanDialog } from './ban-dialog.js';
-import { actionButton, feedback, fillTable, formDialog } from './common.js';
+import { actionButton, feedback, feedbackError, fillTable, formDialog } from './common.js';
 
 const STATUS_TEXT = {
   connecting: 'Connecting…',
@@ -36,6 +36,20 @@ export function initSessions({ user, socket }) {
     can.kick = hasPermission(current, 'sessions.kick');
     can.move = hasPermission(current, 'sessions.move');
     can.ban = hasPermission(current, 'bans.manage');
+    can.mute = hasPermission(current, 'voice.mute');
+    can.deafen = hasPermission(current, 'voice.deafen');
+  }
+
+  /** Server mute (`what` 'mute') or deafen ('deafen') on or off; the row follows from session_update. */
+  async function moderate(session, what, on) {
+    const field = what === 'mute' ? 'muted' : 'deafened';
+    try {
+      await api('POST', `/api/admin/sessions/${encodeURIComponent(session.sid)}/${what}`, { [field]: on });
+      const done = { mute: on ? 'muted' : 'unmuted', deafen: on ? 'deafened' : 'undeafened' }[what];
+      feedback(result, `${session.user.username} was ${done}.`);
+    } catch (error) {
+      feedbackError(result, error);
+    }
   }
 
   const kickDialog = formDialog(byId('kick-dialog'), {
@@ -118,8 +132,18 @@ export function initSessions({ user, socket }) {
     const own = session.sid === socket.sid;
     const name = session.user?.username ?? '?';
     const labelId = `session-${session.sid}`;
-    const voice = !session.in_voice ? 'No' : session.muted ? 'Muted' : 'In voice';
+    const voice = voiceText(session);
     const actions = [];
+    if (!own && can.mute) {
+      const on = !session.server_muted;
+      actions.push(actionButton(on ? 'Mute' : 'Unmute', () => moderate(session, 'mute', on), { describedBy: labelId }));
+    }
+    if (!own && can.deafen) {
+      const on = !session.server_deafened;
+      actions.push(
+        actionButton(on ? 'Deafen' : 'Undeafen', () => moderate(session, 'deafen', on), { describedBy: labelId }),
+      );
+    }
     if (!own && can.kick) {
       actions.push(actionButton('Kick', () => kickDialog.open(session, describe(session)), { describedBy: labelId }));
     }
@@ -149,6 +173,17 @@ export function initSessions({ user, socket }) {
       h('td', { class: 'cell-actions' }, actions),
     );
   }
+}
+
+/** "In voice (through the server) · muted by a moderator", and so on. */
+function voiceText(session) {
+  const parts = [];
+  if (!session.in_voice) parts.push('No');
+  else parts.push(session.path === 'sfu' ? 'In voice (through the server)' : 'In voice (peer-to-peer)');
+  if (session.in_voice && session.muted) parts.push('muted');
+  if (session.server_muted) parts.push('muted by a moderator');
+  if (session.server_deafened) parts.push('deafened by a moderator');
+  return parts.join(' · ');
 }
 
 function describe(session) {

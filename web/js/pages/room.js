@@ -143,9 +143,15 @@ function wireSocket() {
     members.remove(sid);
     voice.memberLeft(sid);
   });
-  socket.on('voice_state', ({ sid, in_voice: inVoice, muted }) => {
-    members.setVoice(sid, inVoice, muted);
-    voice.memberVoiceChanged(sid, inVoice);
+  socket.on('voice_state', (state) => {
+    members.setVoice(state.sid, state);
+    voice.memberVoiceChanged(state.sid, state.in_voice);
+    if (state.sid === socket.sid) renderVoice();
+  });
+  socket.on('voice_moderated', ({ server_muted: muted, server_deafened: deafened, reason }) => {
+    const what = deafened ? 'deafened' : muted ? 'muted' : 'no longer muted or deafened';
+    showMessage(byId('room-notice'), `A moderator has ${what} you${reason ? `: ${reason}` : '.'}`);
+    renderVoice();
   });
   socket.on('moved', onMoved);
   socket.on('error', onSocketError);
@@ -234,6 +240,7 @@ function renderConnection({ state, reason, retryInMs }) {
     if (voice.inVoice || voice.joining) {
       // The peers are gone with the session; voice starts again after the rejoin.
       for (const sid of [...voice.peers.keys()]) voice.closePeer(sid);
+      voice.closeSfu();
     }
     return;
   }
@@ -366,6 +373,9 @@ function renderVoice() {
   show(byId('voice-leave'), inVoice);
   mute.setAttribute('aria-pressed', String(voice.muted));
   setText(mute, voice.muted ? 'Unmute' : 'Mute');
+  const own = members.get(socket.sid);
+  const serverSilenced = Boolean(own?.server_muted || own?.server_deafened);
+  mute.disabled = serverSilenced;
 
   const status = byId('voice-status');
   let state = 'off';
@@ -375,13 +385,24 @@ function renderVoice() {
     text = 'Joining voice…';
   } else if (inVoice) {
     state = voice.muted ? 'muted' : 'on';
-    const peers = [...voice.peers.values()];
-    const connected = peers.filter((peer) => peer.pc.connectionState === 'connected').length;
-    const others = peers.length === 0 ? 'Nobody else is in voice yet.' : `Connected to ${connected} of ${peers.length}.`;
+    const others = voice.sfu ? serverVoiceStatus(voice.sfu) : meshStatus([...voice.peers.values()]);
     text = voice.muted ? `In voice, muted: the others cannot hear you. ${others}` : `In voice. ${others}`;
+    if (own?.server_deafened) text = `In voice, deafened by a moderator: you hear nobody and nobody hears you.`;
+    else if (own?.server_muted) text = `In voice, muted by a moderator: the others cannot hear you. ${others}`;
   }
   status.dataset.state = state;
   setText(status, text);
+}
+
+function meshStatus(peers) {
+  const connected = peers.filter((peer) => peer.pc.connectionState === 'connected').length;
+  return peers.length === 0 ? 'Nobody else is in voice yet.' : `Connected to ${connected} of ${peers.length}.`;
+}
+
+function serverVoiceStatus(link) {
+  if (link.state === 'connected') return 'Connected through the server.';
+  if (link.state === 'failed') return 'The connection to the server failed.';
+  return 'Connecting through the server…';
 }
 
 // Invite link
