@@ -69,6 +69,7 @@ const KEYS: &[&str] = &[
     "WS_OUTBOX_KB",
     "LOG_FORMAT",
     "WEB_DIR",
+    "METRICS_TOKEN",
     "INSTANCE_NAME",
     "SMTP_URL",
     "MAIL_FROM",
@@ -280,6 +281,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Serve the web client from this folder instead of the embedded copy.
     pub web_dir: Option<PathBuf>,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Secret>,
     /// The instance's name, in mail subjects and the default sender.
     pub instance_name: String,
     /// `None`: no mail at all.
@@ -349,7 +352,12 @@ impl Settings {
             path: path.to_owned(),
             source,
         })?;
-        let table: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::Toml {
+        self.merge_toml_text(&text, path)
+    }
+
+    /// The settings in a TOML file's text; `path` names the file in errors.
+    pub fn merge_toml_text(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|source| ConfigError::Toml {
             path: path.to_owned(),
             source: Box::new(source),
         })?;
@@ -392,6 +400,15 @@ impl Settings {
             None => Ok(default),
             Some(raw) => raw.parse().map_err(|e: T::Err| invalid(key, raw, e)),
         }
+    }
+
+    /// A count of `unit`s, as the count times `unit`: refused when the
+    /// product does not fit (it would wrap to a tiny limit).
+    fn scaled(&self, key: &'static str, default: u64, unit: u64) -> Result<u64, ConfigError> {
+        let count = self.parse_or(key, default)?;
+        count
+            .checked_mul(unit)
+            .ok_or_else(|| invalid(key, &count.to_string(), "too large"))
     }
 
     fn flag(&self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -480,8 +497,8 @@ impl Config {
             password_change_rate_per_min: s.parse_or("PASSWORD_CHANGE_RATE_PER_MIN", 5)?,
             bcrypt_cost,
             oidc: oidc_config(s)?,
-            session_idle: Duration::from_secs(60 * s.parse_or("SESSION_IDLE_MINUTES", 30u64)?),
-            session_max: Duration::from_secs(3600 * s.parse_or("SESSION_MAX_HOURS", 12u64)?),
+            session_idle: Duration::from_secs(s.scaled("SESSION_IDLE_MINUTES", 30, 60)?),
+            session_max: Duration::from_secs(s.scaled("SESSION_MAX_HOURS", 12, 3600)?),
             trusted_proxies: trusted_proxies(s)?,
             chat_rate_per_sec: s.parse_or("CHAT_RATE_PER_SEC", 5)?.max(1),
             chat_burst: s.parse_or("CHAT_BURST", 20)?.max(1),
@@ -495,7 +512,7 @@ impl Config {
                 .map(|raw| raw.parse().map_err(|e| invalid("SFU_PUBLIC_IP", raw, e)))
                 .transpose()?,
             mesh_limit: s.parse_or("MESH_LIMIT", 6u32)?.max(2),
-            max_upload_bytes: s.parse_or("MAX_UPLOAD_MB", 50u64)? * MB,
+            max_upload_bytes: s.scaled("MAX_UPLOAD_MB", 50, MB)?,
             upload_rate_per_min: s.parse_or("UPLOAD_RATE_PER_MIN", 10)?,
             upload_quota_bytes: s.parse_or("UPLOAD_QUOTA_MB", 500u64)?.saturating_mul(MB),
             upload_total_bytes: s.parse_or("UPLOAD_TOTAL_MB", 10_240u64)?.saturating_mul(MB),
@@ -509,6 +526,7 @@ impl Config {
                 Some(other) => return Err(invalid("LOG_FORMAT", other, "expected text or json")),
             },
             web_dir: s.get("WEB_DIR").map(PathBuf::from),
+            metrics_token: s.get("METRICS_TOKEN").map(Secret::new),
             instance_name: instance_name(s)?,
             smtp: s.get("SMTP_URL").map(parse_smtp_url).transpose()?,
             mail_from: s.get("MAIL_FROM").map(str::to_owned),
@@ -894,6 +912,21 @@ mod tests {
         assert_eq!(c.max_users, 9);
         assert!(c.allow_guests);
         assert_eq!(c.stun_urls, vec!["stun:a", "stun:b"]);
+    }
+
+    #[test]
+    fn sizes_and_durations_that_overflow_are_errors() {
+        let huge = u64::MAX.to_string();
+        for key in ["MAX_UPLOAD_MB", "SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS"] {
+            let error = Config::from_settings(&settings(&[(key, huge.as_str())])).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::Invalid { key: k, .. } if k == key),
+                "{key}: {error}"
+            );
+        }
+        let c = Config::from_settings(&settings(&[("MAX_UPLOAD_MB", "2"), ("SESSION_IDLE_MINUTES", "3")])).unwrap();
+        assert_eq!(c.max_upload_bytes, 2 * 1024 * 1024);
+        assert_eq!(c.session_idle, Duration::from_secs(180));
     }
 
     #[test]

@@ -187,7 +187,7 @@ mod tests {
         }
         conn.execute("UPDATE messages SET ts = ts - ?1 WHERE text LIKE 'old%'", [40 * DAY_MS])
             .unwrap();
-        let writer = Writer::start(pool.clone()).unwrap();
+        let writer = Writer::start(pool.clone(), std::sync::Arc::default()).unwrap();
         let registry = SessionRegistry::new(
             AdminMonitor::default().start(),
             writer,

@@ -100,8 +100,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     };
     let totp_key = SealingKey::derive(&secret, totp::SEALING_PURPOSE);
     seal_plain_totp_secrets(&pool, &totp_key).map_err(database_error)?;
-    let writer = Writer::start(pool.clone()).map_err(database_error)?;
     let metrics = Arc::new(Metrics::default());
+    let writer = Writer::start(pool.clone(), metrics.clone()).map_err(database_error)?;
     let monitor = AdminMonitor::default().start();
     let registry = SessionRegistry::new(monitor, writer.clone(), pool.clone(), metrics.clone()).start();
     let sfu = start_sfu(&config, metrics.clone())?;

@@ -23,6 +23,9 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+echo "== fuzz (a few seconds per target)"
+tests/fuzz.sh
+
 echo "== browser tests"
 # Real headless Chromium against target/debug/switchboard (tests/browser/server.mjs
 # starts it): build it for the current sources first.

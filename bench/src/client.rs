@@ -94,6 +94,23 @@ impl Server {
         })
     }
 
+    /// `GET path` as `session`: the JSON body of a 2xx answer.
+    pub async fn get(&self, path: &str, session: &Session) -> Result<Value, String> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", format!("sb_session={}", session.cookie))
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!("GET {path}: {status} {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}"))
+    }
+
     pub async fn guest(&self, name: &str) -> Result<Session, String> {
         let (cookie, body) = self.post("/api/auth/guest", None, json!({"name": name})).await?;
         Self::session(cookie, &body)

@@ -14,6 +14,11 @@
 //! - `close`: N connections closed one after another as a standard client
 //!   closes: how long until the server has answered the close frame and
 //!   ended the TCP connection.
+//! - `soak`: N connections in R rooms for a long time, chatting at the
+//!   rate while an admin kicks and users reconnect (see `soak.rs`).
+//! - `crash`: one round of the crash test: check what earlier rounds saw
+//!   acknowledged, catch up, then chat until the server dies (see
+//!   `crash.rs`).
 //! - `sfu`, `sfu-churn`: voice through the SFU with headless WebRTC peers
 //!   (see `sfu.rs`).
 //!
@@ -21,8 +26,10 @@
 //! after `--max-runtime` seconds whatever happens.
 
 mod client;
+mod crash;
 mod floor;
 mod sfu;
+mod soak;
 mod stats;
 
 use std::net::Ipv4Addr;
@@ -45,6 +52,8 @@ enum Mode {
     Idle,
     Floor,
     Close,
+    Soak,
+    Crash,
     Sfu,
     SfuChurn,
 }
@@ -111,6 +120,16 @@ struct Args {
     /// the peer harness's chat is about this long).
     #[arg(long, default_value_t = 197)]
     frame_bytes: usize,
+    /// Soak mode: admin kicks per second, spread over the non-senders.
+    #[arg(long, default_value_t = 1.0)]
+    kicks_per_s: f64,
+    /// Soak mode: reconnects per second (a user reloading the page).
+    #[arg(long, default_value_t = 2.0)]
+    churn_per_s: f64,
+    /// Crash mode: the file that carries sessions, rooms and acknowledged
+    /// messages from one round to the next.
+    #[arg(long, default_value = "crash-state.json")]
+    state: std::path::PathBuf,
 }
 
 /// Live totals across all readers, for knowing when to stop waiting.
@@ -138,7 +157,7 @@ fn main() {
             .worker_threads(2)
             .enable_all()
             .build(),
-        Mode::Fanout | Mode::Idle | Mode::Floor | Mode::Close => {
+        Mode::Fanout | Mode::Idle | Mode::Floor | Mode::Close | Mode::Soak | Mode::Crash => {
             tokio::runtime::Builder::new_current_thread().enable_all().build()
         }
     };
@@ -158,7 +177,7 @@ async fn start(args: Args) {
     let outcome = match args.mode {
         Mode::Sfu => sfu::fanout(&args).await,
         Mode::SfuChurn => sfu::churn(&args).await,
-        Mode::Fanout | Mode::Idle | Mode::Floor | Mode::Close => run(&args).await,
+        Mode::Fanout | Mode::Idle | Mode::Floor | Mode::Close | Mode::Soak | Mode::Crash => run(&args).await,
     };
     let report = match outcome {
         Ok(report) => report,
@@ -175,9 +194,26 @@ async fn run(args: &Args) -> Result<Value, String> {
         return run_floor(args).await;
     }
     let server = Server::new(&args.url, args.connect_concurrency)?;
+    if args.mode == Mode::Crash {
+        return crash::round(&server, &args.state, args.conns, args.rooms, args.rate, args.duration).await;
+    }
     let epoch = Instant::now();
     let before = args.server_pid.and_then(stats::sample);
     let rooms = prepare_rooms(&server, args).await?;
+    if args.mode == Mode::Soak {
+        let plan = soak::Plan {
+            conns: args.conns,
+            rooms,
+            senders: args.senders,
+            rate: args.rate,
+            duration: Duration::from_secs(args.duration),
+            kicks_per_s: args.kicks_per_s,
+            churn_per_s: args.churn_per_s,
+            admin: args.clone_admin(),
+            connect_concurrency: args.connect_concurrency,
+        };
+        return soak::run(&server, plan).await;
+    }
     if args.mode == Mode::Close {
         let (sockets, connect_errors, _) = open_all(&server, args, &rooms, |ws, room| (ws, room)).await;
         let mut report = close_all(sockets).await;
@@ -225,7 +261,7 @@ async fn run(args: &Args) -> Result<Value, String> {
             let fanout = fanout(&server, args, &mut sinks, &room_of, epoch, &counters).await?;
             merge(&mut report, fanout);
         }
-        Mode::Floor | Mode::Close => unreachable!("handled above"),
+        Mode::Floor | Mode::Close | Mode::Soak | Mode::Crash => unreachable!("handled above"),
         Mode::Sfu | Mode::SfuChurn => return Err("the SFU modes run in sfu.rs".into()),
         Mode::Idle => {
             // Memory is read 2 s into the hold and at its end (as the peer

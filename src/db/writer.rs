@@ -3,15 +3,17 @@
 //! connection, and each message is handed back only after its commit, so
 //! nothing is delivered that a crash could lose.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use super::audit::Event;
 use super::messages::{self, Message, NewMessage};
 use super::{DbError, Pool};
+use crate::metrics::Metrics;
 
 /// Jobs waiting beyond this are refused (the sender is told the server is busy).
 const QUEUE_CAPACITY: usize = 16_384;
@@ -39,6 +41,8 @@ pub struct Busy;
 #[derive(Clone)]
 pub struct Writer {
     jobs: SyncSender<Job>,
+    /// Its queue depth and commit latency are reported there.
+    metrics: Arc<Metrics>,
     /// Dropped with the last handle, which ends the checkpoint thread.
     _alive: Arc<SyncSender<()>>,
 }
@@ -47,16 +51,26 @@ impl Writer {
     /// Starts the writer thread on its own pooled connection. The thread
     /// ends when the last handle is dropped; [`flush`](Self::flush) is how
     /// shutdown waits for it.
-    pub fn start(pool: Pool) -> Result<Writer, DbError> {
+    pub fn start(pool: Pool, metrics: Arc<Metrics>) -> Result<Writer, DbError> {
         let conn = pool.get()?;
         let checkpoints = pool.get()?;
         let (jobs, queue) = sync_channel(QUEUE_CAPACITY);
         let (alive, stopped) = sync_channel::<()>(0);
-        spawn("db-writer", move || run(&conn, &queue))?;
+        let reported = metrics.clone();
+        spawn("db-writer", move || run(&conn, &queue, &reported))?;
         spawn("db-checkpoint", move || checkpoint_until(&checkpoints, &stopped))?;
         Ok(Writer {
             jobs,
+            metrics,
             _alive: Arc::new(alive),
+        })
+    }
+
+    /// Queues `job` unless the queue is full, counting it in the depth.
+    fn enqueue(&self, job: Job) -> Result<(), TrySendError<Job>> {
+        self.metrics.writer_queue.fetch_add(1, Ordering::Relaxed);
+        self.jobs.try_send(job).inspect_err(|_| {
+            self.metrics.writer_queue.fetch_sub(1, Ordering::Relaxed);
         })
     }
 
@@ -66,17 +80,16 @@ impl Writer {
         message: NewMessage,
         done: impl FnOnce(Result<Message, DbError>) + Send + 'static,
     ) -> Result<(), Busy> {
-        self.jobs
-            .try_send(Job::Message {
-                message: Box::new(message),
-                done: Box::new(done),
-            })
-            .map_err(|_| Busy)
+        self.enqueue(Job::Message {
+            message: Box::new(message),
+            done: Box::new(done),
+        })
+        .map_err(|_| Busy)
     }
 
     /// Records an audit event without waiting for it.
     pub fn audit(&self, event: Event) {
-        match self.jobs.try_send(Job::Audit(Box::new(event))) {
+        match self.enqueue(Job::Audit(Box::new(event))) {
             Ok(()) => {}
             Err(TrySendError::Full(Job::Audit(event))) => tracing::error!(?event, "audit queue full: event dropped"),
             Err(_) => tracing::error!("the database writer has stopped: audit event dropped"),
@@ -92,9 +105,17 @@ impl Writer {
     /// answered: false once it is gone.
     pub async fn round_trip(&self) -> bool {
         let (ack, done) = tokio::sync::oneshot::channel();
-        let jobs = self.jobs.clone();
+        let (jobs, metrics) = (self.jobs.clone(), self.metrics.clone());
         // The queue may be full: wait for room off the async workers.
-        let queued = actix_web::web::block(move || jobs.send(Job::Flush(ack)).is_ok()).await;
+        let queued = actix_web::web::block(move || {
+            metrics.writer_queue.fetch_add(1, Ordering::Relaxed);
+            let sent = jobs.send(Job::Flush(ack)).is_ok();
+            if !sent {
+                metrics.writer_queue.fetch_sub(1, Ordering::Relaxed);
+            }
+            sent
+        })
+        .await;
         matches!(queued, Ok(true)) && done.await.is_ok()
     }
 }
@@ -108,8 +129,14 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), DbError
 }
 
 /// A passive checkpoint every second (it never blocks writers), until the
-/// writer is gone.
+/// writer is gone. The connection reads the database first: SQLite opens a
+/// connection's WAL on its first read, and until then a checkpoint on it
+/// silently does nothing, so the WAL would grow for as long as the server
+/// runs.
 fn checkpoint_until(conn: &Connection, stopped: &Receiver<()>) {
+    if let Err(error) = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())) {
+        tracing::error!(%error, "cannot read the database: WAL checkpoints are off");
+    }
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
         if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(%error, "WAL checkpoint failed");
@@ -117,7 +144,7 @@ fn checkpoint_until(conn: &Connection, stopped: &Receiver<()>) {
     }
 }
 
-fn run(conn: &Connection, queue: &Receiver<Job>) {
+fn run(conn: &Connection, queue: &Receiver<Job>, metrics: &Metrics) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -126,7 +153,10 @@ fn run(conn: &Connection, queue: &Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        metrics.writer_queue.fetch_sub(batch.len() as i64, Ordering::Relaxed);
+        let started = Instant::now();
         commit(conn, batch);
+        metrics.writer_commit.observe(started.elapsed());
     }
 }
 
@@ -176,7 +206,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = db::open(&dir.path().join("w.db")).unwrap();
         let user = users::create_guest(&pool.get().unwrap(), "ann", "Ann").unwrap();
-        let writer = Writer::start(pool.clone()).unwrap();
+        let writer = Writer::start(pool.clone(), Arc::default()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         for i in 0..100 {
             let tx = tx.clone();
@@ -209,5 +239,23 @@ mod tests {
             .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
             .unwrap();
         assert_eq!(audits, 1);
+    }
+
+    #[test]
+    fn the_checkpoint_thread_copies_the_wal_into_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let pool = db::open(&path).unwrap();
+        // A fresh database's schema is still only in the WAL.
+        let before = std::fs::metadata(&path).unwrap().len();
+        let _writer = Writer::start(pool, Arc::default()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&path).unwrap().len() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing was checkpointed: the WAL would grow for as long as the server runs"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }

@@ -32,7 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TokenRequest {
+pub struct TokenRequest {
     token: String,
 }
 
@@ -122,7 +122,7 @@ async fn resend_verification(state: web::Data<AppState>, auth: Auth, ip: ClientI
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ResetRequest {
+pub struct ResetRequest {
     email: String,
 }
 
@@ -187,7 +187,7 @@ fn queue_reset(conn: &mut rusqlite::Connection, state: &AppState, email: &str, i
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ConfirmRequest {
+pub struct ConfirmRequest {
     token: String,
     password: String,
 }
@@ -251,7 +251,7 @@ async fn confirm_reset(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EmailChangeRequest {
+pub struct EmailChangeRequest {
     email: String,
     /// The current password, for an account that has one.
     #[serde(default)]

@@ -41,7 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RegisterRequest {
+pub struct RegisterRequest {
     username: String,
     email: String,
     password: String,
@@ -56,7 +56,7 @@ struct RegisterRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub struct LoginRequest {
     login: String,
     password: String,
     #[serde(default)]
@@ -70,7 +70,7 @@ struct LoginRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GuestRequest {
+pub struct GuestRequest {
     name: String,
 }
 
@@ -523,7 +523,7 @@ fn oidc_cookie(state: &AppState, value: String) -> Cookie<'static> {
 }
 
 #[derive(Debug, Deserialize)]
-struct OidcLoginQuery {
+pub struct OidcLoginQuery {
     /// An invitation, for a first sign-in while REGISTRATION=invite.
     invite: Option<String>,
 }
@@ -555,7 +555,7 @@ async fn oidc_login(
 }
 
 #[derive(Debug, Deserialize)]
-struct CallbackQuery {
+pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,

@@ -19,7 +19,7 @@ use actix_web::http::header::{self, ContentDisposition, DispositionParam, Dispos
 use actix_web::{mime, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::client_ip::ClientIp;
 use crate::auth::perm;
@@ -30,6 +30,7 @@ use crate::db::rooms::Room;
 use crate::db::{self, audit::Event, messages::NewMessage, rooms, uploads};
 use crate::error::ApiError;
 use crate::ids::UserId;
+use crate::metrics::Metrics;
 use crate::realtime::protocol::RoomInfo;
 use crate::realtime::registry::{InRoom, Post};
 use crate::state::AppState;
@@ -69,21 +70,17 @@ async fn upload(
     if declared_length(&req).is_some_and(|length| length > allowance.bytes.saturating_add(FORM_OVERHEAD_BYTES)) {
         return Err(allowance.refusal());
     }
-    let mut field = file_field(&mut form).await?;
-    let name = clean_name(
-        field
-            .content_disposition()
-            .and_then(|cd| cd.get_filename())
-            .unwrap_or(""),
-    );
-    let declared_type = field.content_type().map(|m| m.essence_str().to_owned());
-
     let stored_as = random_token(18);
     let mut bytes = Uncommitted::new(dir.join(format!("{stored_as}.part")));
-    let (size, head) = receive(&mut field, bytes.path(), &allowance).await?;
-    let content_type = recognise(&head, declared_type.as_deref()).ok_or_else(|| {
-        ApiError::UnsupportedType("accepted: PNG, JPEG, GIF, WebP, WebM, Ogg, MP3, WAV, M4A, PDF and plain text".into())
-    })?;
+    let mut file = tokio::fs::File::create(bytes.path())
+        .await
+        .map_err(ApiError::internal)?;
+    let ReceivedFile {
+        name,
+        size,
+        content_type,
+    } = receive_file(&mut form, &mut file, allowance.bytes, || allowance.refusal()).await?;
+    drop(file);
     let final_path = dir.join(&stored_as);
     tokio::fs::rename(bytes.path(), &final_path)
         .await
@@ -141,6 +138,8 @@ async fn upload(
             attachment: Some(json!(upload)),
         },
     });
+    Metrics::inc(&state.metrics.uploads);
+    Metrics::add(&state.metrics.upload_bytes, size);
     Ok(HttpResponse::Created().json(upload))
 }
 
@@ -343,25 +342,67 @@ pub(super) fn multipart_error(error: MultipartError) -> ApiError {
     }
 }
 
-/// Writes the field to `path`, refusing it past the allowance: its size
-/// and its first bytes.
-async fn receive(field: &mut Field, path: &Path, allowance: &Allowance) -> Result<(u64, Vec<u8>), ApiError> {
-    let mut file = tokio::fs::File::create(path).await.map_err(ApiError::internal)?;
+/// A file taken from an upload form.
+#[derive(Debug)]
+pub struct ReceivedFile {
+    /// The name to show, cleaned of paths and control characters.
+    pub name: String,
+    pub size: u64,
+    /// The type to store and serve, recognised from the content.
+    pub content_type: String,
+}
+
+/// Copies the form's one `file` part into `out`: refused when the form is
+/// malformed, the file is empty or its content not a type we accept, and
+/// with `over_limit`'s error past `limit` bytes.
+pub async fn receive_file(
+    form: &mut Multipart,
+    out: &mut (impl AsyncWrite + Unpin),
+    limit: u64,
+    over_limit: impl Fn() -> ApiError,
+) -> Result<ReceivedFile, ApiError> {
+    let mut field = file_field(form).await?;
+    let name = clean_name(
+        field
+            .content_disposition()
+            .and_then(|cd| cd.get_filename())
+            .unwrap_or(""),
+    );
+    let declared_type = field.content_type().map(|m| m.essence_str().to_owned());
+    let (size, head) = copy_field(&mut field, out, limit, over_limit).await?;
+    let content_type = recognise(&head, declared_type.as_deref()).ok_or_else(|| {
+        ApiError::UnsupportedType("accepted: PNG, JPEG, GIF, WebP, WebM, Ogg, MP3, WAV, M4A, PDF and plain text".into())
+    })?;
+    Ok(ReceivedFile {
+        name,
+        size,
+        content_type,
+    })
+}
+
+/// Writes the field to `out`, refusing it past `limit` bytes: its size and
+/// its first bytes.
+async fn copy_field(
+    field: &mut Field,
+    out: &mut (impl AsyncWrite + Unpin),
+    limit: u64,
+    over_limit: impl Fn() -> ApiError,
+) -> Result<(u64, Vec<u8>), ApiError> {
     let mut size = 0u64;
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(multipart_error)?;
         size += chunk.len() as u64;
-        if size > allowance.bytes {
-            return Err(allowance.refusal());
+        if size > limit {
+            return Err(over_limit());
         }
         if head.len() < SNIFF_BYTES {
             let take = (SNIFF_BYTES - head.len()).min(chunk.len());
             head.extend_from_slice(&chunk[..take]);
         }
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        out.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
-    file.flush().await.map_err(ApiError::internal)?;
+    out.flush().await.map_err(ApiError::internal)?;
     if size == 0 {
         return Err(ApiError::bad_request("the file is empty"));
     }

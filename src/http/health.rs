@@ -1,7 +1,9 @@
 //! Liveness and metrics for operators and load balancers.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use crate::db;
 use crate::error::ApiError;
@@ -23,8 +25,21 @@ async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(json!({"status": "ok"})))
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+/// Prometheus text; with METRICS_TOKEN set, only for `Authorization:
+/// Bearer <token>` (401 otherwise).
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if let Some(token) = &state.config.metrics_token {
+        let offered = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(offered.as_bytes().ct_eq(token.expose().as_bytes())) {
+            return Err(ApiError::Unauthenticated);
+        }
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
 }

@@ -43,7 +43,7 @@ pub(super) fn self_update(auth: &Auth, ip: &str, details: serde_json::Value) -> 
 /// is present is changed by its own function, in one transaction.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProfileUpdate {
+pub struct ProfileUpdate {
     #[serde(default)]
     display_name: Option<String>,
     /// A new address: the same change as `POST /api/me/email`.
@@ -129,7 +129,7 @@ fn set_display_name(conn: &rusqlite::Connection, auth: &Auth, ip: &str, name: &s
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UsernameRequest {
+pub struct UsernameRequest {
     username: String,
 }
 
@@ -163,7 +163,7 @@ async fn choose_username(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PasswordRequest {
+pub struct PasswordRequest {
     current_password: String,
     new_password: String,
 }

@@ -26,7 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateRequest {
+pub struct CreateRequest {
     name: String,
 }
 
@@ -83,7 +83,7 @@ async fn show(state: web::Data<AppState>, _auth: Auth, code: web::Path<String>) 
 }
 
 #[derive(Debug, Deserialize)]
-struct PageQuery {
+pub struct PageQuery {
     before: Option<i64>,
     limit: Option<u32>,
 }

@@ -33,7 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CodeRequest {
+pub struct CodeRequest {
     code: String,
 }
 
@@ -41,7 +41,7 @@ struct CodeRequest {
 /// two-factor sign-in asks of the person making it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ConfirmRequest {
+pub struct ConfirmRequest {
     #[serde(default)]
     password: Option<String>,
     code: String,

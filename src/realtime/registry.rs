@@ -538,7 +538,7 @@ mod tests {
 
     fn registry() -> Addr<SessionRegistry> {
         let pool = memory_pool();
-        let writer = Writer::start(pool.clone()).unwrap();
+        let writer = Writer::start(pool.clone(), Arc::default()).unwrap();
         SessionRegistry::new(AdminMonitor::default().start(), writer, pool, Default::default()).start()
     }
 

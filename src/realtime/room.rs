@@ -190,6 +190,7 @@ impl Room {
     /// registry, which disconnects it; one whose mailbox is closed is
     /// forgotten.
     fn broadcast(&mut self, text: &ByteString, except: Option<&SessionId>) {
+        let started = std::time::Instant::now();
         let mut gone = Vec::new();
         let mut delivered = 0u64;
         for seat in self.seats.values() {
@@ -202,6 +203,7 @@ impl Room {
                 Err(actix::dev::SendError::Full(_)) => {
                     tracing::warn!(%sid, room = %self.info.code, "session cannot keep up: dropped");
                     self.slow.do_send(SlowMember { sid: sid.clone() });
+                    Metrics::inc(&self.metrics.slow_sessions_dropped);
                     gone.push(sid.clone());
                 }
                 Err(actix::dev::SendError::Closed(_)) => gone.push(sid.clone()),
@@ -210,6 +212,7 @@ impl Room {
         self.metrics
             .deliveries
             .fetch_add(delivered, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.fanout.observe(started.elapsed());
         for sid in gone {
             self.remove(&sid);
         }
@@ -519,7 +522,7 @@ mod tests {
         let lobby = rooms::get(&conn, RoomCode::LOBBY).unwrap();
         let user = users::create_guest(&conn, "guest-talker", "Talker").unwrap();
         let (owner, log) = Probe::start();
-        let writer = Writer::start(pool.clone()).unwrap();
+        let writer = Writer::start(pool.clone(), Arc::default()).unwrap();
         let info = RoomInfo {
             code: lobby.code,
             name: lobby.name,

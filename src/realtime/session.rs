@@ -257,6 +257,7 @@ impl WsSession {
 
     fn too_slow(&mut self, ctx: &mut Ctx) {
         tracing::warn!(sid = %self.sid, ip = %self.ip, waiting = self.socket.outstanding(), "socket too slow: closed");
+        Metrics::inc(&self.env.metrics.slow_sessions_dropped);
         self.close(ctx, close::TOO_SLOW, "too slow");
     }
 
@@ -848,7 +849,7 @@ mod tests {
     async fn a_socket_that_takes_nothing_is_closed_4008_and_its_session_leaves_room_and_registry() {
         let pool = memory_pool();
         let user = users::create_guest(&pool.get().unwrap(), "guest-reader", "Reader").unwrap();
-        let writer = Writer::start(pool.clone()).unwrap();
+        let writer = Writer::start(pool.clone(), Arc::default()).unwrap();
         let monitor = crate::realtime::monitor::AdminMonitor::default().start();
         let registry = SessionRegistry::new(monitor, writer.clone(), pool.clone(), Default::default()).start();
         let env = Arc::new(SessionEnv {

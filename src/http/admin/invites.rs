@@ -36,7 +36,7 @@ async fn list(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, Ap
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateRequest {
+pub struct CreateRequest {
     /// Registrations it allows: 1 (the default) to 1000.
     uses: Option<u32>,
     expires_at: Option<DateTime<Utc>>,

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::http::client_ip::ClientIp;
 use crate::ids::{SessionId, UserId};
 use crate::ip_scope;
+use crate::metrics::Metrics;
 use crate::realtime::protocol::RoomInfo;
 use crate::realtime::registry::{Kick, Move, Snapshot, Target};
 use crate::state::AppState;
@@ -33,19 +34,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct KickRequest {
+pub struct KickRequest {
     reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MoveRequest {
+pub struct MoveRequest {
     room: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BanRequest {
+pub struct BanRequest {
     user_id: Option<i64>,
     ip: Option<String>,
     reason: String,
@@ -293,6 +294,7 @@ async fn create_ban(
         })
         .await
         .map_err(ApiError::internal)?;
+    Metrics::inc(&state.metrics.bans);
     Ok(HttpResponse::Created().json(ban))
 }
 

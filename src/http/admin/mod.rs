@@ -1,11 +1,11 @@
 //! The admin API. Every route checks its own permission first.
 
-mod invites;
-mod live;
-mod logs;
-mod roles;
-mod users;
-mod voice;
+pub mod invites;
+pub mod live;
+pub mod logs;
+pub mod roles;
+pub mod users;
+pub mod voice;
 
 use actix_web::web;
 

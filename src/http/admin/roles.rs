@@ -28,13 +28,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NameRequest {
+pub struct NameRequest {
     name: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GrantRequest {
+pub struct GrantRequest {
     permission: String,
 }
 

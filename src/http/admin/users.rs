@@ -35,7 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Debug, Deserialize)]
-struct ListQuery {
+pub struct ListQuery {
     #[serde(default)]
     q: String,
     #[serde(default)]
@@ -59,7 +59,7 @@ async fn show(state: web::Data<AppState>, auth: Auth, id: web::Path<i64>) -> Res
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateRequest {
+pub struct CreateRequest {
     username: String,
     email: String,
 }
@@ -166,7 +166,7 @@ async fn reset_link(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateRequest {
+pub struct UpdateRequest {
     is_admin: Option<bool>,
     roles: Option<Vec<String>>,
 }
@@ -302,7 +302,7 @@ async fn delete(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DisableTotpRequest {
+pub struct DisableTotpRequest {
     reason: String,
 }
 

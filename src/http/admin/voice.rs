@@ -24,14 +24,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MuteRequest {
+pub struct MuteRequest {
     muted: bool,
     reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DeafenRequest {
+pub struct DeafenRequest {
     deafened: bool,
     reason: Option<String>,
 }
