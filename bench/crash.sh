@@ -15,7 +15,7 @@
 #
 # Environment: KILLS (default 20), RATE (1000), CONNS (50), ROOMS (5),
 # SB_BIN (default target/release/switchboard), OUT (default
-# bench/results/crash), LOCK (/work/wt/.bench.lock, held for the whole run).
+# bench/results/crash), LOCK (/tmp/switchboard-bench.lock, held for the whole run).
 # Results: OUT/rounds.jsonl (one line per round), OUT/integrity.log,
 # OUT/summary.json. Exits 1 when anything acknowledged was lost, a catch-up
 # was wrong or the database failed its check.
@@ -30,7 +30,7 @@ ROOMS="${ROOMS:-5}"
 SB_BIN="$(realpath "${SB_BIN:-target/release/switchboard}")"
 LOADGEN="$root/target/release/sb-loadgen"
 OUT="${OUT:-$root/bench/results/crash}"
-LOCK="${LOCK:-/work/wt/.bench.lock}"
+LOCK="${LOCK:-/tmp/switchboard-bench.lock}"
 PORT="${PORT:-5014}"
 for bin in "$SB_BIN" "$LOADGEN"; do
   [[ -x "$bin" ]] || { echo "bench/crash.sh: $bin is missing: cargo build --release --workspace" >&2; exit 2; }

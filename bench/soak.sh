@@ -8,7 +8,7 @@
 # RATE (msgs/s, 200), SENDERS (100), KICKS_PER_S (1), CHURN_PER_S (2),
 # WARMUP (seconds excluded from the drift, default 300), SB_BIN (default
 # target/release/switchboard), OUT (default bench/results/soak), LOCK
-# (default /work/wt/.bench.lock, held for the whole run).
+# (default /tmp/switchboard-bench.lock, held for the whole run).
 #
 # Samples the server's RSS and open descriptors every 10 s into
 # OUT/samples.csv; the load generator's totals go to OUT/loadgen.json; the
@@ -30,7 +30,7 @@ WARMUP="${WARMUP:-300}"
 SB_BIN="$(realpath "${SB_BIN:-target/release/switchboard}")"
 LOADGEN="$root/target/release/sb-loadgen"
 OUT="${OUT:-$root/bench/results/soak}"
-LOCK="${LOCK:-/work/wt/.bench.lock}"
+LOCK="${LOCK:-/tmp/switchboard-bench.lock}"
 PORT="${PORT:-5013}"
 for bin in "$SB_BIN" "$LOADGEN"; do
   [[ -x "$bin" ]] || { echo "bench/soak.sh: $bin is missing: cargo build --release --workspace" >&2; exit 2; }

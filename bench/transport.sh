@@ -15,7 +15,7 @@
 # The peer harness is copied to PEER_BENCH (default ~/.cache/switchboard-peer-bench: outside the
 # workspace, which would claim its load generator). Results go to OUT (default
 # bench/results/transport). Every run holds LOCK (default
-# /work/wt/.bench.lock) so that benchmark runs on a shared machine never overlap, and records the
+# /tmp/switchboard-bench.lock) so that benchmark runs on a shared machine never overlap, and records the
 # load average before it starts. Build first: cargo build --release --workspace
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ root="$PWD"
 SB_BIN="$(realpath "${SB_BIN:-target/release/switchboard}")"
 LOADGEN="$root/target/release/sb-loadgen"
 OUT="${OUT:-$root/bench/results/transport}"
-LOCK="${LOCK:-/work/wt/.bench.lock}"
+LOCK="${LOCK:-/tmp/switchboard-bench.lock}"
 REPS="${REPS:-1}"
 peer_bench="${PEER_BENCH:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard-peer-bench}"
 mkdir -p "$OUT"

@@ -7,8 +7,8 @@
 //            RTP bytes up and down (getStats), its peer connections, and how
 //            many of the other N-1 voices arrive at it.
 // Usage (hold the bench lock; the release build is used unless SB_BIN says otherwise):
-//   flock /work/wt/.bench.lock node bench/voice_browsers.mjs join p2p 10
-//   flock /work/wt/.bench.lock node bench/voice_browsers.mjs room sfu 10
+//   flock /tmp/switchboard-bench.lock node bench/voice_browsers.mjs join p2p 10
+//   flock /tmp/switchboard-bench.lock node bench/voice_browsers.mjs room sfu 10
 // Writes bench/results/voice/<kind>-<mode>[-<n>].json and prints it.
 
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
